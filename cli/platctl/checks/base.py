@@ -1,0 +1,112 @@
+"""What a service check module is made of.
+
+A service module defines one `ServiceCheck` subclass whose `steps()` lists its checks in
+order, one `Step` per stable check id (contract.py). A step makes one attempt and either
+returns its pass message (a str), returns an `Outcome` (warn/skip/pass with details), or
+raises `CheckFailed` with a failure class and a hint. A failed *gate* step ends the service's
+run: the remaining steps are reported as skipped. Timing, deadlines, concurrency and plane
+order belong to the runner, never to a check.
+"""
+from __future__ import annotations
+
+import os
+import ssl
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, ClassVar
+
+from platctl.profiles.model import Profile
+from platctl.result import Reason, Status
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
+    message: str
+    hint: str | None = None
+    reason: Reason | None = None
+
+
+def warn(message: str, hint: str | None = None) -> Outcome:
+    return Outcome(Status.WARN, message, hint)
+
+
+def skip(message: str) -> Outcome:
+    return Outcome(Status.SKIP, message)
+
+
+class CheckFailed(Exception):
+    def __init__(self, reason: Reason, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.reason, self.message, self.hint = reason, message, hint
+
+    @property
+    def outcome(self) -> Outcome:
+        return Outcome(Status.FAIL, self.message, self.hint, self.reason)
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    run: Callable[[], "str | Outcome"]
+    gate: bool = True  # a failure here makes the service's later steps meaningless
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    profile: Profile
+    timeout: float = 5.0
+    read_only: bool = False
+    run_id: str = "local"  # unique per run: canary names never collide between runs
+    runtime_command: tuple[str, ...] | None = None
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def ca_file(self) -> str | None:
+        """One CA setting for every TLS client: the profile's, else SSL_CERT_FILE."""
+        if self.profile.tls.ca_file:
+            return str(self.profile.tls.ca_file)
+        return self.env.get("SSL_CERT_FILE") or None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        ca = self.ca_file
+        try:
+            return ssl.create_default_context(cafile=ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise CheckFailed(Reason.CONFIG, f"cannot load the CA bundle {ca}: {exc}",
+                              "check tls.ca_file in the profile or SSL_CERT_FILE") from None
+
+
+class ServiceCheck:
+    """Base of a service's checks. Subclasses set `service` and `env` and define `steps()`."""
+
+    service: ClassVar[str]
+    # profile field → environment key of the built-in profiles, for hints
+    env: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, ctx: CheckContext) -> None:
+        self.ctx = ctx
+
+    @cached_property
+    def cfg(self) -> Any:
+        return self.ctx.profile.section(self.service)
+
+    def prepare(self) -> None:
+        """Import client libraries before the first step, so import time (hundreds of ms
+        for some clients) is not reported as the first check's duration."""
+
+    def steps(self) -> Sequence[Step]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release clients and remove anything the run created. Always called."""
+
+    def hint(self, *fields: str) -> str:
+        """'check REDIS_URL (profile: redis.url)' for the given profile fields."""
+        section = "execution" if self.service == "runtime" else self.service
+        keys = [self.env[f] for f in fields if f in self.env]
+        where = ", ".join(f"{section}.{f}" for f in fields)
+        return f"check {' / '.join(keys)} (profile: {where})" if keys else f"check {where}"

@@ -1,0 +1,210 @@
+"""Redis: the platform's hot state, WAL (streams) and events.
+
+redis-py >= 8 retries connection errors ten times and older versions block forever, so the
+client is built with explicit socket timeouts, no retries and one connection (protocols.md §6).
+"""
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from functools import cached_property
+from urllib.parse import urlsplit
+
+from platctl.checks.base import CheckFailed, Outcome, ServiceCheck, Step, skip, warn
+from platctl.checks.errors import TLS_HINT, classify, describe
+from platctl.result import Reason, Status
+
+CANARY_TTL_MS = 30_000  # a canary that outlives a killed run still expires on its own
+
+
+class RedisCheck(ServiceCheck):
+    service = "redis"
+    env = {"url": "REDIS_URL"}
+
+    @cached_property
+    def url(self) -> str:
+        return self.cfg.url.get_secret_value()
+
+    @cached_property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme == "rediss"
+
+    @cached_property
+    def target(self) -> str:
+        parts = urlsplit(self.url)
+        return f"{parts.hostname}:{parts.port or 6379}"
+
+    @cached_property
+    def client(self):
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        kw = {}
+        if self.tls:
+            kw = {"ssl_ca_certs": self.ctx.ca_file, "ssl_cert_reqs": "required"}
+        return redis.Redis.from_url(
+            self.url, socket_timeout=self.ctx.timeout, socket_connect_timeout=self.ctx.timeout,
+            retry=Retry(NoBackoff(), 0), retry_on_timeout=False, protocol=2,
+            single_connection_client=True, health_check_interval=0, **kw)
+
+    def prepare(self) -> None:
+        import redis  # noqa: F401
+
+    def steps(self) -> Sequence[Step]:
+        return (Step("redis.ping", self.ping),
+                Step("redis.streams", self.streams, gate=False),
+                Step("redis.eviction", self.eviction, gate=False),
+                Step("redis.canary", self.canary, gate=False))
+
+    def close(self) -> None:
+        if "client" in self.__dict__:
+            self.client.close()
+
+    # -- steps ------------------------------------------------------------------------------
+    def ping(self) -> str:
+        with self._errors("PING"):
+            self.client.ping()
+            version = self.client.info("server").get("redis_version", "?")
+        user = urlsplit(self.url).username or self._whoami()
+        how = " over TLS" if self.tls else ""
+        return f"PONG from Redis {version} at {self.target}{how}" + (f" as {user}" if user else "")
+
+    def streams(self) -> str:
+        key = f"platctl:canary:{self.ctx.run_id}:stream"
+        if self.ctx.read_only:
+            with self._errors("XLEN"):
+                self.client.xlen(key)
+            return "streams available (read-only: XLEN only)"
+        try:
+            with self._errors("XADD/XRANGE"):
+                self.client.xadd(key, {"probe": "1"}, maxlen=1)
+                self.client.pexpire(key, CANARY_TTL_MS)
+                entries = self.client.xrange(key, count=1)
+        finally:
+            self._delete(key)
+        if len(entries) != 1:
+            raise CheckFailed(Reason.UNEXPECTED, f"XRANGE returned {len(entries)} entries after"
+                              " one XADD", self.hint("url"))
+        return "streams usable (XADD, XRANGE, DEL on a platctl: key)"
+
+    def eviction(self) -> str | Outcome:
+        try:
+            with self._errors("CONFIG GET"):
+                policy = self.client.config_get("maxmemory-policy").get("maxmemory-policy")
+        except CheckFailed as failed:
+            if failed.reason in (Reason.FORBIDDEN, Reason.UNEXPECTED):
+                # Managed Redis (Memorystore, ...) blocks CONFIG: note it, do not fail it.
+                return Outcome(Status.PASS, "eviction policy not readable (CONFIG is blocked,"
+                               " as on managed Redis); make sure it is noeviction")
+            raise
+        if policy == "noeviction":
+            return "maxmemory-policy is noeviction"
+        return warn(f"maxmemory-policy is {policy}: under memory pressure Redis may evict keys"
+                    " and the WAL can lose entries",
+                    "set maxmemory-policy noeviction on the Redis server")
+
+    def canary(self) -> str | Outcome:
+        if self.ctx.read_only:
+            return skip("skipped: --read-only")
+        key = f"platctl:canary:{self.ctx.run_id}"
+        token = secrets.token_hex(8)
+        try:
+            with self._errors("SET/GET"):
+                self.client.set(key, token, px=CANARY_TTL_MS, nx=True)
+                got = self.client.get(key)
+        finally:
+            self._delete(key)
+        if got is None or got.decode(errors="replace") != token:
+            raise CheckFailed(Reason.UNEXPECTED, "the canary read back a different value"
+                              " (is something else writing platctl: keys?)", self.hint("url"))
+        return f"canary written, read back and deleted ({key}, TTL {CANARY_TTL_MS // 1000} s)"
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _whoami(self) -> str | None:
+        import redis
+
+        try:
+            name = self.client.acl_whoami()
+        except redis.RedisError:  # ACL blocked (managed Redis) or Redis < 6
+            return None
+        return name.decode() if isinstance(name, bytes) else str(name)
+
+    def _delete(self, key: str) -> None:
+        import redis
+
+        try:
+            self.client.delete(key)
+        except redis.RedisError:
+            pass  # the TTL removes it anyway
+
+    def _errors(self, what: str) -> "_RedisErrors":
+        return _RedisErrors(self, what)
+
+
+class _RedisErrors:
+    """Context manager turning redis-py exceptions into classified CheckFailed."""
+
+    def __init__(self, check: RedisCheck, what: str) -> None:
+        self.check, self.what = check, what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, typ, exc, tb) -> bool:
+        if exc is None or isinstance(exc, CheckFailed) or not isinstance(exc, Exception):
+            return False
+        raise _classify(self.check, self.what, exc) from None
+
+
+def _classify(check: RedisCheck, what: str, exc: Exception) -> CheckFailed:
+    import redis.exceptions as rx
+
+    hint = check.hint("url")
+    text = str(exc)
+    if isinstance(exc, rx.AuthenticationError) or "WRONGPASS" in text or "NOAUTH" in text:
+        if "required" in text.lower() and "password" not in text.lower():
+            return CheckFailed(Reason.AUTH, "Redis requires a password (NOAUTH) and REDIS_URL"
+                               " has none", hint)
+        if "without any password configured" in text:
+            return CheckFailed(Reason.AUTH, "REDIS_URL has a password but the server has none"
+                               " configured for that user", hint)
+        return CheckFailed(Reason.AUTH, "wrong username or password (WRONGPASS: invalid"
+                           " username-password pair or user is disabled)", hint)
+    if isinstance(exc, rx.NoPermissionError):
+        return CheckFailed(Reason.FORBIDDEN, f"the Redis user may not run {what} (NOPERM: {exc})",
+                           "grant the command to the user in REDIS_URL (ACL SETUSER ... +@stream"
+                           " +@read +@write), or use another user")
+    if isinstance(exc, rx.BusyLoadingError):
+        return CheckFailed(Reason.UNAVAILABLE, "Redis is still loading its dataset (LOADING);"
+                           " not ready yet", hint)
+    if isinstance(exc, rx.ReadOnlyError):
+        return CheckFailed(Reason.FORBIDDEN, "the server is a read-only replica (READONLY):"
+                           " the platform needs the primary", hint)
+    if isinstance(exc, rx.ResponseError):
+        if text.startswith("OOM"):
+            return CheckFailed(Reason.SERVER, f"Redis is out of memory: {exc}", hint)
+        if "unknown command" in text:
+            return CheckFailed(Reason.UNEXPECTED, f"the server does not know {what}: {exc}", hint)
+        return CheckFailed(Reason.SERVER, f"Redis answered {what} with an error: {exc}", hint)
+    if isinstance(exc, (rx.ConnectionError, rx.TimeoutError, OSError)):
+        reason = classify(exc)
+        if reason is None:
+            closed = "Connection closed" in text or "closed by server" in text
+            reason = Reason.RESET if closed else Reason.UNEXPECTED
+        if reason is Reason.UNEXPECTED:
+            return CheckFailed(reason, f"{check.target} did not answer like Redis ({exc})", hint)
+        msg = describe(reason, check.target, check.ctx.timeout, exc)
+        if reason is Reason.RESET and not check.tls:
+            msg += "; if the server requires TLS, use rediss://"
+        if reason is Reason.TIMEOUT and check.tls and "connecting" in text:
+            # A plaintext Redis swallows the TLS ClientHello and waits: it looks like a hang.
+            msg += " during the TLS handshake (is the port plaintext? then use redis://)"
+        return CheckFailed(reason, msg, f"{TLS_HINT}; {hint}" if reason is Reason.TLS else hint)
+    if isinstance(exc, rx.RedisError):  # InvalidResponse and friends: not a Redis peer
+        return CheckFailed(Reason.UNEXPECTED, f"{check.target} did not answer like Redis"
+                           f" ({type(exc).__name__}: {exc})", hint)
+    raise exc
+
+
+CHECK = RedisCheck

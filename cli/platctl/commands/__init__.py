@@ -1,0 +1,1 @@
+"""Command implementations: plain functions returning an ExitCode."""

@@ -1,0 +1,1 @@
+"""Deployment profiles: models, loading, substitution and policy."""

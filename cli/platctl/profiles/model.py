@@ -1,0 +1,158 @@
+"""Deployment profile models (pydantic v2). Unknown keys are rejected; secrets are typed.
+
+The JSON Schema published as contract/profile.schema.json is generated from these models.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from platctl.secrets import SecretURL
+
+
+def _url(*schemes: str):
+    """Validator: a URL with one of `schemes`, a host, and a port in range if given."""
+    def check(value: SecretURL) -> SecretURL:
+        raw = value.get_secret_value()
+        try:
+            parts = urlsplit(raw)
+            parts.port  # raises ValueError when out of range or not a number
+        except ValueError as exc:
+            raise ValueError(f"not a valid URL ({str(exc).split(':')[0]}): {value}") from None
+        if parts.scheme not in schemes:
+            raise ValueError(f"scheme must be one of {', '.join(s + '://' for s in schemes)};"
+                             f" got {value}")
+        if not parts.hostname:
+            raise ValueError(f"URL has no host: {value}")
+        return value
+    return AfterValidator(check)
+
+
+HttpURL = Annotated[SecretURL, _url("http", "https")]
+RedisURL = Annotated[SecretURL, _url("redis", "rediss")]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_unset(cls, data: Any) -> Any:
+        # `${KEY:-}` yields "" for an unset key: treat it as "not given" so defaults apply
+        # and optional secrets become None instead of an empty credential.
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v != ""}
+        return data
+
+
+class ServiceSection(Section):
+    required: bool = Field(True, description="a failure of this service blocks boot")
+
+
+class Policy(Section):
+    require_tls: bool = Field(False, description="every network hop must use TLS")
+    allow_emulators: bool = Field(True, description="emulator endpoints (GCS) are acceptable")
+    require_credentials: bool = Field(False, description="every service must have credentials")
+
+
+class Tls(Section):
+    ca_file: Path | None = Field(None, description="CA bundle for every TLS client"
+                                                   " (default: SSL_CERT_FILE, else the system's)")
+
+
+class Redis(ServiceSection):
+    url: RedisURL = Field(description="redis:// or rediss://, password inside the URL")
+
+
+class Arango(ServiceSection):
+    url: HttpURL
+    username: str = "root"
+    password: SecretStr | None = None
+    database: str = "_system"
+    collections: list[str] = Field(default_factory=lambda: ["state_data"])
+    create_missing: bool = Field(False, description="create missing collections"
+                                                    " (never under --read-only)")
+
+
+class Supabase(ServiceSection):
+    url: HttpURL
+    service_key: SecretStr | None = None
+    anon_key: SecretStr | None = None
+    buckets: list[str] = Field(default_factory=list, description="storage buckets that must exist")
+
+
+class Gcs(ServiceSection):
+    project_id: str | None = None
+    bucket: str
+    credentials_json: SecretStr | None = Field(
+        None, description="service-account JSON, inline or a path to the file")
+    emulator_host: str | None = Field(None, description="STORAGE_EMULATOR_HOST (vm only)")
+
+
+class Meilisearch(ServiceSection):
+    url: HttpURL
+    api_key: SecretStr | None = None
+    indexes: list[str] = Field(default_factory=list)
+
+
+class Duckdb(ServiceSection):
+    path: Path
+    read_only: bool = False
+
+
+class Consul(ServiceSection):
+    url: HttpURL
+    token: SecretStr | None = None
+    services: list[str] = Field(default_factory=list, description="services that must be passing")
+
+
+class Telemetry(ServiceSection):
+    endpoint: HttpURL
+    protocol: Literal["http/protobuf", "http/json", "grpc"] = "http/protobuf"
+
+
+class Execution(ServiceSection):
+    command: str | None = Field(None, description="runtime command (PLATFORM_RUNTIME_CMD wins)")
+    host: str = "0.0.0.0"
+    port: Port | None = Field(None, description="port the runtime binds; must be free")
+
+
+class Profile(Section):
+    name: str
+    description: str = ""
+    policy: Policy = Policy()
+    tls: Tls = Tls()
+    redis: Redis
+    arango: Arango
+    supabase: Supabase
+    gcs: Gcs
+    meilisearch: Meilisearch
+    duckdb: Duckdb
+    consul: Consul
+    telemetry: Telemetry
+    execution: Execution = Execution()
+
+    def section(self, service: str) -> ServiceSection:
+        return getattr(self, "execution" if service == "runtime" else service)
+
+    def secret_values(self) -> frozenset[str]:
+        """Every secret in the profile, for the last-line scrubber of exception texts."""
+        found: set[str] = set()
+
+        def walk(obj: Any) -> None:
+            if isinstance(obj, SecretStr):
+                found.add(obj.get_secret_value())
+            elif isinstance(obj, SecretURL):
+                if obj.password:
+                    found.add(obj.password)
+            elif isinstance(obj, BaseModel):
+                for name in type(obj).model_fields:
+                    walk(getattr(obj, name))
+        walk(self)
+        return frozenset(s for s in found if s)
+
+

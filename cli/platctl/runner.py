@@ -1,0 +1,269 @@
+"""The runner: plane order, per-plane concurrency, per-check deadlines, fail-fast, selection.
+
+It alone owns time. Each service's steps run in a daemon thread; the main thread watches a
+queue of step events and declares a step timed out when it exceeds the deadline, whatever
+the client library does: a stuck thread is abandoned, never waited for. Checks make one
+attempt each; waiting and retrying (--wait) is layered on top of `run`, not inside it.
+"""
+from __future__ import annotations
+
+import importlib
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from platctl import contract
+from platctl.checks import MODULES
+from platctl.checks.base import CheckContext, CheckFailed, Outcome
+from platctl.profiles.model import Profile
+from platctl.result import CheckResult, PlaneResult, Reason, Report, Status, plane_status
+from platctl.secrets import scrub
+
+GRACE = 0.15  # lets a client's own (more specific) timeout error win the race with ours
+CLEANUP_WAIT = 1.0  # how long cancelled workers get to delete their canaries
+
+
+class SelectionError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Options:
+    timeout: float = 5.0
+    only: tuple[str, ...] = ()
+    skip: tuple[str, ...] = ()
+    fail_fast: bool = False
+    keep_going: bool = False
+    read_only: bool = False
+    runtime_command: tuple[str, ...] | None = None
+
+
+@dataclass
+class RunOutcome:
+    report: Report
+    stuck_workers: int = 0  # threads abandoned mid-call; the CLI exits without joining them
+
+
+@dataclass
+class _Selection:
+    only: tuple[str, ...]
+    skip: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        known = set(contract.BY_NAME) | set(contract.CHECK_IDS)
+        for token in (*self.only, *self.skip):
+            if token not in known:
+                raise SelectionError(f"unknown service or check {token!r}; services:"
+                                     f" {', '.join(contract.BY_NAME)}")
+
+    def in_report(self, svc: str) -> bool:
+        return not self.only or any(t == svc or t.startswith(svc + ".") for t in self.only)
+
+    def why_not(self, check_id: str) -> str | None:
+        svc = check_id.split(".")[0]
+        if self.only and svc not in self.only and check_id not in self.only:
+            return "not selected (--only)"
+        for token in self.skip:
+            if token in (svc, check_id):
+                return f"skipped by --skip {token}"
+        return None
+
+
+@dataclass
+class _Live:
+    """The main thread's view of one service's worker."""
+    spec: contract.ServiceSpec
+    thread: threading.Thread | None = None
+    current: str | None = None
+    since: float = 0.0
+    finished: bool = False
+    results: dict[str, CheckResult] = field(default_factory=dict)
+
+
+def run(profile: Profile, opts: Options, env: Mapping[str, str]) -> RunOutcome:
+    sel = _Selection(opts.only, opts.skip)
+    ctx = CheckContext(profile=profile, timeout=opts.timeout, read_only=opts.read_only,
+                       run_id=uuid.uuid4().hex[:12], runtime_command=opts.runtime_command,
+                       env=env)
+    meta = _Meta(profile.secret_values(),
+                 {s.name: profile.section(s.name).required for s in contract.SERVICES})
+    started = time.monotonic()
+    results: list[CheckResult] = []
+    planes: list[PlaneResult] = []
+    blocked_by: str | None = None
+    stuck: list[threading.Thread] = []
+    try:
+        for plane in contract.PLANES:
+            specs = [s for s in contract.services_in(plane) if sel.in_report(s.name)]
+            if not specs:
+                continue
+            t0 = time.monotonic()
+            if blocked_by:
+                why = f"not run: the {blocked_by} plane failed (--keep-going runs it anyway)"
+                plane_results = [_result(s, cid, Outcome(Status.SKIP, why), 0.0, meta)
+                                 for s in specs for cid in s.check_ids]
+            else:
+                plane_results = _run_plane(specs, ctx, sel, opts, meta, stuck)
+            results += plane_results
+            planes.append(PlaneResult(name=plane, status=plane_status(plane_results),
+                                      duration_ms=_ms(time.monotonic() - t0)))
+            failed = any(r.status is Status.FAIL and r.required for r in plane_results)
+            if failed and not opts.keep_going and not blocked_by:
+                blocked_by = plane
+            if failed and opts.fail_fast:
+                blocked_by = blocked_by or plane
+    except BaseException:  # SIGINT/SIGTERM: stop new steps, let canaries be deleted
+        ctx.cancel.set()
+        _join_quietly(stuck, CLEANUP_WAIT)
+        raise
+    report = Report(profile=profile.name, ok=not any(r.status is Status.FAIL and r.required
+                                                     for r in results),
+                    duration_ms=_ms(time.monotonic() - started), planes=tuple(planes),
+                    checks=tuple(results))
+    ctx.cancel.set()
+    _join_quietly(stuck, CLEANUP_WAIT if opts.fail_fast else 0.0)
+    return RunOutcome(report, sum(t.is_alive() for t in stuck))
+
+
+def _run_plane(specs: list[contract.ServiceSpec], ctx: CheckContext, sel: _Selection,
+               opts: Options, meta: "_Meta",
+               stuck: list[threading.Thread]) -> list[CheckResult]:
+    events: queue.Queue = queue.Queue()
+    live = {s.name: _Live(s) for s in specs}
+    for lv in live.values():
+        lv.since = time.monotonic()
+        lv.thread = threading.Thread(target=_work, args=(lv.spec, ctx, sel, events),
+                                     name=f"check-{lv.spec.name}", daemon=True)
+        lv.thread.start()
+    stop_reason: str | None = None
+    while not all(lv.finished for lv in live.values()):
+        active = [lv for lv in live.values() if not lv.finished]
+        deadline = min(lv.since for lv in active) + opts.timeout + GRACE
+        try:
+            kind, svc, cid, payload, at = events.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            now = time.monotonic()
+            for lv in active:
+                if now - lv.since >= opts.timeout + GRACE:
+                    _expire(lv, opts.timeout, meta)
+                    stuck.append(lv.thread)  # type: ignore[arg-type]
+            continue
+        lv = live[svc]
+        if lv.finished:
+            continue  # a late event from an abandoned worker
+        if kind == "start":
+            lv.current, lv.since = cid, at
+        elif kind == "done":
+            lv.results[cid] = _result(lv.spec, cid, payload, at - lv.since, meta)
+            lv.current, lv.since = None, at
+            if opts.fail_fast and payload.status is Status.FAIL and stop_reason is None:
+                stop_reason = f"not run: --fail-fast stopped after {cid} failed"
+                ctx.cancel.set()
+                for other in live.values():
+                    if other is not lv and not other.finished:
+                        other.finished = True
+                        stuck.append(other.thread)  # type: ignore[arg-type]
+        elif kind == "end":
+            lv.finished = True
+    out: list[CheckResult] = []
+    for lv in live.values():
+        failed_gate = next((r.id for r in lv.results.values() if r.status is Status.FAIL), None)
+        for cid in lv.spec.check_ids:
+            if cid in lv.results:
+                out.append(lv.results[cid])
+                continue
+            why = (stop_reason or (f"not run: {failed_gate} failed" if failed_gate
+                                   else "not run"))
+            out.append(_result(lv.spec, cid, Outcome(Status.SKIP, why), 0.0, meta))
+    return out
+
+
+def _expire(lv: _Live, timeout: float, meta: "_Meta") -> None:
+    cid = lv.current or next(c for c in lv.spec.check_ids if c not in lv.results)
+    lv.results[cid] = _result(
+        lv.spec, cid,
+        Outcome(Status.FAIL, f"timed out after {timeout:.1f} s (no answer; the check was"
+                f" abandoned)", _hint_for_timeout(lv.spec), Reason.TIMEOUT),
+        timeout, meta)
+    lv.finished = True
+
+
+def _hint_for_timeout(spec: contract.ServiceSpec) -> str:
+    keys = [k for k in spec.env_keys if k not in ("SSL_CERT_FILE",)]
+    return f"check that the service is up and reachable ({', '.join(keys[:3])})"
+
+
+def _work(spec: contract.ServiceSpec, ctx: CheckContext, sel: _Selection,
+          events: queue.Queue) -> None:
+    def put(kind: str, cid: str | None = None, payload: object = None) -> None:
+        events.put((kind, spec.name, cid, payload, time.monotonic()))
+
+    check = None
+    try:
+        module = importlib.import_module(MODULES[spec.name])
+        check = module.CHECK(ctx)
+        check.prepare()
+        for step in check.steps():
+            if ctx.cancel.is_set():
+                break
+            why = sel.why_not(step.id)
+            if why:
+                put("done", step.id, Outcome(Status.SKIP, why))
+                continue
+            put("start", step.id)
+            outcome = _attempt(step.run)
+            put("done", step.id, outcome)
+            if outcome.status is Status.FAIL and step.gate:
+                break
+    except Exception as exc:  # noqa: BLE001 - a broken module must not break the run
+        first = next(iter(spec.check_ids))
+        put("done", first, _internal(exc))
+    finally:
+        if check is not None:
+            try:
+                check.close()
+            except Exception:  # noqa: BLE001 - cleanup is best effort, never a verdict
+                pass
+        put("end")
+
+
+def _attempt(fn) -> Outcome:
+    try:
+        got = fn()
+    except CheckFailed as failed:
+        return failed.outcome
+    except Exception as exc:  # noqa: BLE001
+        return _internal(exc)
+    return got if isinstance(got, Outcome) else Outcome(Status.PASS, str(got))
+
+
+def _internal(exc: BaseException) -> Outcome:
+    return Outcome(Status.FAIL, f"internal error in platctl (a bug, please report it):"
+                   f" {type(exc).__name__}: {exc}", None, Reason.INTERNAL)
+
+
+@dataclass(frozen=True)
+class _Meta:
+    secrets: frozenset[str]  # for the last-line scrubber of messages built from exceptions
+    required: dict[str, bool]  # service -> does its failure block (profile `required:`)
+
+
+def _result(spec: contract.ServiceSpec, cid: str, o: Outcome, seconds: float,
+            meta: "_Meta") -> CheckResult:
+    return CheckResult(id=cid, service=spec.name, plane=spec.plane, status=o.status,
+                       duration_ms=_ms(seconds), message=scrub(o.message, meta.secrets),
+                       hint=scrub(o.hint, meta.secrets) if o.hint else None, reason=o.reason,
+                       required=meta.required[spec.name])
+
+
+def _join_quietly(threads: list[threading.Thread], budget: float) -> None:
+    end = time.monotonic() + budget
+    for t in threads:
+        t.join(max(0.0, end - time.monotonic()))
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)

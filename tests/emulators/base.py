@@ -1,0 +1,195 @@
+"""Shared machinery for the HTTP test emulators.
+
+An emulator serves real HTTP on a free 127.0.0.1 port from a background thread. Subclasses
+implement ``route(request) -> Reply`` with the service's documented answers; the faults every
+service can suffer (hang, HTML page, 5xx, slow answer, reset, garbage) live here, switched by
+``emulator.fault``. Emulators are test fixtures: they never appear under ``cli/``.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+# Faults common to every emulator. A subclass may add service-specific switches of its own
+# (as attributes), but these names mean the same thing everywhere.
+FAULTS = ("none", "hang", "html", "http500", "slow", "reset", "garbage")
+
+
+@dataclass
+class Request:
+    method: str
+    path: str  # without the query string
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name.lower(), default)
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes = b""
+    content_type: str | None = "application/json; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_reply(status: int, obj: Any, **headers: str) -> Reply:
+    return Reply(status, json.dumps(obj).encode(), "application/json; charset=utf-8", dict(headers))
+
+
+def text_reply(status: int, text: str, **headers: str) -> Reply:
+    return Reply(status, text.encode(), "text/plain; charset=utf-8", dict(headers))
+
+
+def iso_now() -> str:
+    """RFC 3339 with fractional seconds, as the real services stamp their resources."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+
+
+HTML_PAGE = (b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
+             b"<body><h1>Bad Gateway</h1><p>nginx</p></body></html>")
+
+
+class Emulator:
+    """Base class: start()/stop() or use as a context manager; ``url`` is the base URL."""
+
+    name = "emulator"
+
+    def __init__(self) -> None:
+        self.fault = "none"
+        self.slow_seconds = 0.0  # delay for fault "slow"
+        self.requests: list[Request] = []  # every request seen, for assertions
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- to be implemented by subclasses ------------------------------------------------------
+    def route(self, req: Request) -> Reply:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "emulator not started"
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "Emulator":
+        handler = _make_handler(self)
+        self._server = _QuietServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name=self.name,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # releases hung handlers
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def __enter__(self) -> "Emulator":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def reset(self) -> None:
+        """Back to a healthy emulator (used between tests sharing one instance)."""
+        self.fault = "none"
+        self.slow_seconds = 0.0
+        self.requests.clear()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:  # noqa: ANN001
+        # Clients that give up (timeouts, resets: the faults we inject) are normal here;
+        # their BrokenPipe tracebacks would only litter the test output.
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError, OSError)):
+            super().handle_error(request, client_address)
+
+
+def _make_handler(emu: Emulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = emu.name
+
+        def log_message(self, *args: object) -> None:  # keep test output clean
+            pass
+
+        def handle(self) -> None:
+            if emu.fault == "hang":  # accept the connection, never answer
+                emu._stopping.wait()
+                return
+            if emu.fault == "garbage":
+                self.request.sendall(b"\x00\x13\x37 not http at all \xff\xfe\r\n\r\n")
+                return
+            super().handle()
+
+        def _serve(self) -> None:
+            split = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            req = Request(self.command, split.path, parse_qs(split.query, keep_blank_values=True),
+                          {k.lower(): v for k, v in self.headers.items()}, body)
+            emu.requests.append(req)
+            if emu.fault == "slow":
+                emu._stopping.wait(emu.slow_seconds)
+            if emu.fault == "reset":
+                # Send a partial answer, then slam the connection (RST, not FIN).
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{\"par")
+                self.wfile.flush()
+                self.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                        b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                self.request.close()
+                self.close_connection = True
+                return
+            if emu.fault == "html":
+                reply = Reply(200, HTML_PAGE, "text/html; charset=utf-8")
+            elif emu.fault == "http500":
+                reply = Reply(500, HTML_PAGE, "text/html; charset=utf-8")
+            else:
+                reply = emu.route(req)
+            self.send_response(reply.status)
+            if reply.content_type:
+                self.send_header("Content-Type", reply.content_type)
+            for k, v in reply.headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(reply.body)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+    return Handler
+
+
+def wait_port(port: int, timeout: float = 5.0) -> None:
+    """Block until something listens on 127.0.0.1:port (for subprocess emulators)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")

@@ -1,0 +1,115 @@
+"""Helpers shared by the tests: profiles in temp dirs, in-process runs, the installed CLI,
+and small real network peers (a hung server, free ports)."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from platctl import contract, runner
+from platctl.profiles.loader import load_path
+from platctl.result import Report
+
+VENV_BIN = Path(sys.executable).parent
+PLATCTL = str(VENV_BIN / "platctl")
+CLOSED = "127.0.0.1:1"  # nothing listens on port 1: connection refused at once
+
+# Every service points somewhere harmless by default; a test overrides what it exercises
+# and selects it with --only, so the other services never matter.
+BASE_PROFILE: dict[str, Any] = {
+    "name": "test",
+    "redis": {"url": f"redis://{CLOSED}/0"},
+    "arango": {"url": f"http://{CLOSED}", "password": "arango-pw", "database": "platform"},
+    "supabase": {"url": f"http://{CLOSED}"},
+    "gcs": {"bucket": "platform", "emulator_host": f"http://{CLOSED}"},
+    "meilisearch": {"url": f"http://{CLOSED}"},
+    "duckdb": {"path": "platform.duckdb"},
+    "consul": {"url": f"http://{CLOSED}"},
+    "telemetry": {"endpoint": f"http://{CLOSED}"},
+    "execution": {"command": "true"},
+}
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) \
+            else v
+    return out
+
+
+def write_profile(directory: Path, name: str = "test", **sections: Any) -> Path:
+    doc = deep_merge(BASE_PROFILE, {"name": name, **sections})
+    path = Path(directory) / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """os.environ without any platform contract key (the developer's own must not leak in)."""
+    keys = {k for s in contract.SERVICES for k in s.env_keys} | {
+        "PLATCTL_PROFILE", "PLATCTL_PROFILE_DIR", "GITHUB_STEP_SUMMARY", "OTEL_EXPORTER_OTLP_PROTOCOL"}
+    env = {k: v for k, v in os.environ.items() if k not in keys}
+    env.update(extra)
+    return env
+
+
+def run_report(profile: Path, env: dict[str, str] | None = None, **opts: Any) -> Report:
+    """Load the profile and run the real runner in-process."""
+    env = clean_env() if env is None else env
+    p = load_path(Path(profile), env)
+    opts.setdefault("runtime_command", ("true",))
+    return runner.run(p, runner.Options(**opts), env).report
+
+
+def by_id(report: Report) -> dict[str, Any]:
+    return {c.id: c for c in report.checks}
+
+
+def platctl(*args: str, env: dict[str, str] | None = None, timeout: float = 60,
+            cwd: str | Path | None = None, **kw: Any) -> subprocess.CompletedProcess:
+    """The installed console script, in a subprocess (exit codes, streams, exec are real)."""
+    return subprocess.run([PLATCTL, *args], env=clean_env() if env is None else env,
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd, **kw)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def hung_server():
+    """A TCP server that accepts connections and never answers: the worst peer."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+    conns: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        srv.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conns.append(srv.accept()[0])
+            except OSError:
+                continue
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        yield srv.getsockname()[1]
+    finally:
+        stop.set()
+        t.join(1)
+        for c in conns:
+            c.close()
+        srv.close()
