@@ -43,7 +43,9 @@ TRANSIENT = frozenset({Reason.REFUSED, Reason.TIMEOUT, Reason.DNS, Reason.RESET,
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Every key is always present in the JSON, so the published schema marks them required.
+    model_config = ConfigDict(frozen=True, extra="forbid",
+                              json_schema_serialization_defaults_required=True)
 
 
 class CheckResult(_Frozen):
@@ -72,7 +74,8 @@ class Report(_Frozen):
     planes: tuple[PlaneResult, ...]
     checks: tuple[CheckResult, ...]
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True,
+                              json_schema_serialization_defaults_required=True)
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=2)
