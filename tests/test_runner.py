@@ -1,0 +1,90 @@
+"""The runner: plane order, concurrency inside a plane, fail-fast, selection, `required`."""
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+
+import pytest
+
+from platctl import contract, runner
+from tests.support import by_id, hung_server, run_report, write_profile
+
+
+def test_checks_of_one_plane_run_concurrently(tmp_path):
+    with ExitStack() as stack:
+        ports = [stack.enter_context(hung_server()) for _ in range(3)]
+        profile = write_profile(
+            tmp_path, redis={"url": f"redis://127.0.0.1:{ports[0]}/0"},
+            arango={"url": f"http://127.0.0.1:{ports[1]}"},
+            meilisearch={"url": f"http://127.0.0.1:{ports[2]}"})
+        t0 = time.monotonic()
+        report = run_report(profile, only=("redis", "arango", "meilisearch"), timeout=1)
+        elapsed = time.monotonic() - t0
+    r = by_id(report)
+    for cid in ("redis.ping", "arango.available", "meilisearch.health"):
+        assert r[cid].reason.value == "timeout", r[cid]
+    assert elapsed < 2.0  # three 1 s timeouts cost one, not three
+
+
+def test_planes_run_in_order_and_later_planes_wait_on_a_failed_one(tmp_path):
+    report = run_report(write_profile(tmp_path, duckdb={"path": str(tmp_path / "d.duckdb")}),
+                        only=("redis", "duckdb", "consul", "runtime"), timeout=2)
+    assert [p.name for p in report.planes] == ["data", "control", "execution"]
+    assert [p.status.value for p in report.planes] == ["fail", "skip", "skip"]
+    skipped = by_id(report)["consul.leader"]
+    assert skipped.status.value == "skip" and "the data plane failed" in skipped.message
+    assert by_id(report)["duckdb.open"].status.value == "pass"  # same plane: still ran
+
+
+def test_keep_going_runs_every_plane(tmp_path):
+    report = run_report(write_profile(tmp_path), only=("redis", "runtime"), keep_going=True)
+    assert by_id(report)["runtime.command"].status.value == "pass"
+
+
+def test_fail_fast_stops_at_the_first_failure(tmp_path):
+    with hung_server() as port:
+        profile = write_profile(tmp_path, redis={"url": f"redis://127.0.0.1:{port}/0"})
+        t0 = time.monotonic()
+        report = run_report(profile, only=("redis", "meilisearch"), timeout=5, fail_fast=True)
+        elapsed = time.monotonic() - t0
+    r = by_id(report)
+    assert r["meilisearch.health"].reason.value == "refused"
+    assert r["redis.ping"].status.value == "skip" and "--fail-fast" in r["redis.ping"].message
+    assert elapsed < 3.0  # did not wait for the hung Redis's 5 s
+
+
+def test_a_service_marked_not_required_does_not_block(tmp_path):
+    report = run_report(write_profile(tmp_path, redis={"required": False}),
+                        only=("redis", "runtime"))
+    ping = by_id(report)["redis.ping"]
+    assert ping.status.value == "fail" and ping.required is False
+    assert report.ok is True
+    assert by_id(report)["runtime.command"].status.value == "pass"
+
+
+def test_only_omits_other_services_and_skip_reports_them(tmp_path):
+    report = run_report(write_profile(tmp_path), only=("runtime",), skip=("runtime.port",))
+    assert {c.service for c in report.checks} == {"runtime"}
+    port = by_id(report)["runtime.port"]
+    assert port.status.value == "skip" and "--skip runtime.port" in port.message
+
+
+@pytest.mark.parametrize("only,skip", [(("redsi",), ()), ((), ("redis.pong",))])
+def test_unknown_selection_is_a_usage_error(tmp_path, only, skip):
+    with pytest.raises(runner.SelectionError, match="unknown service or check"):
+        run_report(write_profile(tmp_path), only=only, skip=skip)
+
+
+def test_every_module_declares_exactly_the_contract_ids(tmp_path):
+    import importlib
+
+    from platctl.checks import MODULES
+    from platctl.checks.base import CheckContext
+    from platctl.profiles.loader import load_path
+    from tests.support import clean_env
+
+    ctx = CheckContext(profile=load_path(write_profile(tmp_path), clean_env()))
+    assert set(MODULES) == set(contract.BY_NAME)
+    for spec in contract.SERVICES:
+        check = importlib.import_module(MODULES[spec.name]).CHECK(ctx)
+        assert tuple(s.id for s in check.steps()) == spec.check_ids, spec.name
