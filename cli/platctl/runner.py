@@ -102,7 +102,7 @@ def run(profile: Profile, opts: Options, env: Mapping[str, str]) -> RunOutcome:
                 continue
             t0 = time.monotonic()
             if blocked_by:
-                why = f"not run: the {blocked_by} plane failed (--keep-going runs it anyway)"
+                why = f"not run: the {blocked_by} plane failed"
                 plane_results = [_result(s, cid, Outcome(Status.SKIP, why), 0.0, meta)
                                  for s in specs for cid in s.check_ids]
             else:
@@ -205,8 +205,13 @@ def _work(spec: contract.ServiceSpec, ctx: CheckContext, sel: _Selection,
     try:
         module = importlib.import_module(MODULES[spec.name])
         check = module.CHECK(ctx)
-        check.prepare()
-        for step in check.steps():
+        steps = check.steps()
+        try:
+            check.prepare()
+        except CheckFailed as failed:  # e.g. an unreadable CA bundle while building a client
+            put("done", steps[0].id, failed.outcome)
+            return
+        for step in steps:
             if ctx.cancel.is_set():
                 break
             why = sel.why_not(step.id)

@@ -95,8 +95,9 @@ class ServiceCheck:
         return self.ctx.profile.section(self.service)
 
     def prepare(self) -> None:
-        """Import client libraries before the first step, so import time (hundreds of ms
-        for some clients) is not reported as the first check's duration."""
+        """Import client libraries and build clients before the first step, so that cost
+        (hundreds of ms for some clients) is not reported as the first check's duration.
+        May raise CheckFailed (reported against the first step)."""
 
     def steps(self) -> Sequence[Step]:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -41,7 +41,7 @@ class MeilisearchCheck(ServiceCheck):
         return {"Authorization": f"Bearer {key}"}
 
     def prepare(self) -> None:
-        import httpx  # noqa: F401
+        self.probe  # builds the HTTP client (TLS context) outside the first step's timing
 
     def steps(self) -> Sequence[Step]:
         return (Step("meilisearch.health", self.health),
