@@ -23,7 +23,7 @@ from platctl.result import CheckResult, PlaneResult, Reason, Report, Status, pla
 from platctl.secrets import scrub
 
 GRACE = 0.15  # lets a client's own (more specific) timeout error win the race with ours
-CLEANUP_WAIT = 1.0  # how long cancelled workers get to delete their canaries
+CLEANUP_WAIT = 0.5  # how long cancelled workers get to delete their canaries
 
 
 class SelectionError(ValueError):
@@ -94,7 +94,7 @@ def run(profile: Profile, opts: Options, env: Mapping[str, str]) -> RunOutcome:
     results: list[CheckResult] = []
     planes: list[PlaneResult] = []
     blocked_by: str | None = None
-    stuck: list[threading.Thread] = []
+    workers: list[threading.Thread] = []  # every worker started; some may be abandoned
     try:
         for plane in contract.PLANES:
             specs = [s for s in contract.services_in(plane) if sel.in_report(s.name)]
@@ -106,7 +106,7 @@ def run(profile: Profile, opts: Options, env: Mapping[str, str]) -> RunOutcome:
                 plane_results = [_result(s, cid, Outcome(Status.SKIP, why), 0.0, meta)
                                  for s in specs for cid in s.check_ids]
             else:
-                plane_results = _run_plane(specs, ctx, sel, opts, meta, stuck)
+                plane_results = _run_plane(specs, ctx, sel, opts, meta, workers)
             results += plane_results
             planes.append(PlaneResult(name=plane, status=plane_status(plane_results),
                                       duration_ms=_ms(time.monotonic() - t0)))
@@ -117,20 +117,22 @@ def run(profile: Profile, opts: Options, env: Mapping[str, str]) -> RunOutcome:
                 blocked_by = blocked_by or plane
     except BaseException:  # SIGINT/SIGTERM: stop new steps, let canaries be deleted
         ctx.cancel.set()
-        _join_quietly(stuck, CLEANUP_WAIT)
+        _join_quietly(workers, CLEANUP_WAIT)
         raise
     report = Report(profile=profile.name, ok=not any(r.status is Status.FAIL and r.required
                                                      for r in results),
                     duration_ms=_ms(time.monotonic() - started), planes=tuple(planes),
                     checks=tuple(results))
     ctx.cancel.set()
-    _join_quietly(stuck, CLEANUP_WAIT if opts.fail_fast else 0.0)
-    return RunOutcome(report, sum(t.is_alive() for t in stuck))
+    # Workers cut short by --fail-fast get a moment to delete their canaries; threads
+    # abandoned on a deadline are not waited for.
+    _join_quietly(workers, CLEANUP_WAIT if opts.fail_fast else 0.0)
+    return RunOutcome(report, sum(t.is_alive() for t in workers))
 
 
 def _run_plane(specs: list[contract.ServiceSpec], ctx: CheckContext, sel: _Selection,
                opts: Options, meta: "_Meta",
-               stuck: list[threading.Thread]) -> list[CheckResult]:
+               workers: list[threading.Thread]) -> list[CheckResult]:
     events: queue.Queue = queue.Queue()
     live = {s.name: _Live(s) for s in specs}
     for lv in live.values():
@@ -138,6 +140,7 @@ def _run_plane(specs: list[contract.ServiceSpec], ctx: CheckContext, sel: _Selec
         lv.thread = threading.Thread(target=_work, args=(lv.spec, ctx, sel, events),
                                      name=f"check-{lv.spec.name}", daemon=True)
         lv.thread.start()
+        workers.append(lv.thread)
     stop_reason: str | None = None
     while not all(lv.finished for lv in live.values()):
         active = [lv for lv in live.values() if not lv.finished]
@@ -149,7 +152,6 @@ def _run_plane(specs: list[contract.ServiceSpec], ctx: CheckContext, sel: _Selec
             for lv in active:
                 if now - lv.since >= opts.timeout + GRACE:
                     _expire(lv, opts.timeout, meta)
-                    stuck.append(lv.thread)  # type: ignore[arg-type]
             continue
         lv = live[svc]
         if lv.finished:
@@ -165,7 +167,6 @@ def _run_plane(specs: list[contract.ServiceSpec], ctx: CheckContext, sel: _Selec
                 for other in live.values():
                     if other is not lv and not other.finished:
                         other.finished = True
-                        stuck.append(other.thread)  # type: ignore[arg-type]
         elif kind == "end":
             lv.finished = True
     out: list[CheckResult] = []
