@@ -4,8 +4,10 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Mapping, Sequence
+from typing import TextIO
 
 from platctl.exitcodes import ExitCode
 
@@ -18,12 +20,16 @@ def _on_sigterm(signum, frame):  # noqa: ANN001
     raise Terminated()
 
 
-def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
+         stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """The console script (argv None: exits the process) or an in-process call for tests,
+    with the environment and both streams injectable."""
     from platctl import io
 
-    if env is not None:
-        io.streams.env = env
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    io.streams = io.Streams(out=stdout or sys.stdout, err=stderr or sys.stderr,
+                            env=os.environ if env is None else env)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     code = _run(list(sys.argv[1:] if argv is None else argv))
     if argv is None:
         _exit(int(code))

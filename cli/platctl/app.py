@@ -26,7 +26,9 @@ class Output(str, Enum):
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"platctl {__version__}")
+        from platctl import io
+
+        io.streams.out.write(f"platctl {__version__}\n")
         raise typer.Exit(0)
 
 
