@@ -79,7 +79,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
          ("agent", "the agent answers with version and datacenter"),
          ("services", "the profile's services are registered and passing")),
     _svc("telemetry", "control", "OTLP traces and metrics",
-         "OTEL_EXPORTER_OTLP_ENDPOINT OTEL_EXPORTER_OTLP_PROTOCOL",
+         "OTEL_EXPORTER_OTLP_ENDPOINT OTEL_EXPORTER_OTLP_PROTOCOL OTEL_EXPORTER_OTLP_HEADERS",
          ("endpoint", "the endpoint parses and matches the protocol"),
          ("connect", "TCP connect to the collector"),
          ("export", "an empty OTLP export is accepted")),

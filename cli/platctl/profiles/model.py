@@ -113,6 +113,9 @@ class Consul(ServiceSection):
 class Telemetry(ServiceSection):
     endpoint: HttpURL
     protocol: Literal["http/protobuf", "http/json", "grpc"] = "http/protobuf"
+    headers: SecretStr | None = Field(
+        None, description="exporter headers, 'key=value,key2=value2' (OTEL_EXPORTER_OTLP_HEADERS);"
+                          " managed collectors take their credentials here")
 
 
 class Execution(ServiceSection):
