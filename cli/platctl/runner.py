@@ -79,6 +79,7 @@ class _Live:
     thread: threading.Thread | None = None
     current: str | None = None
     since: float = 0.0
+    started: bool = False  # has any step started (the first one includes prepare())
     finished: bool = False
     results: dict[str, CheckResult] = field(default_factory=dict)
 
@@ -157,7 +158,9 @@ def _run_plane(specs: list[contract.ServiceSpec], ctx: CheckContext, sel: _Selec
         if lv.finished:
             continue  # a late event from an abandoned worker
         if kind == "start":
-            lv.current, lv.since = cid, at
+            # The first step's clock started with the worker (prepare() is inside it).
+            lv.current, lv.since = cid, lv.since if not lv.started else at
+            lv.started = True
         elif kind == "done":
             lv.results[cid] = _result(lv.spec, cid, payload, at - lv.since, meta)
             lv.current, lv.since = None, at
@@ -203,9 +206,11 @@ def _work(spec: contract.ServiceSpec, ctx: CheckContext, sel: _Selection,
         events.put((kind, spec.name, cid, payload, time.monotonic()))
 
     check = None
+    started, first = time.monotonic(), True
     try:
         module = importlib.import_module(MODULES[spec.name])
         check = module.CHECK(ctx)
+        check.deadline = started + ctx.timeout
         steps = check.steps()
         try:
             check.prepare()
@@ -219,6 +224,10 @@ def _work(spec: contract.ServiceSpec, ctx: CheckContext, sel: _Selection,
             if why:
                 put("done", step.id, Outcome(Status.SKIP, why))
                 continue
+            if first:
+                first = False  # its deadline was set before prepare()
+            else:
+                check.deadline = time.monotonic() + ctx.timeout
             put("start", step.id)
             outcome = _attempt(step.run)
             put("done", step.id, outcome)

@@ -46,7 +46,7 @@ class ArangoCheck(ServiceCheck):
     def probe(self) -> HttpProbe:
         # X-Omit-Www-Authenticate: a 401 is an answer for us, not a prompt
         return HttpProbe(self.ctx, self.cfg.url.get_secret_value(), self.hint("url"),
-                         headers={"X-Omit-Www-Authenticate": "true"})
+                         headers={"X-Omit-Www-Authenticate": "true"}, budget=self.budget)
 
     @cached_property
     def basic_auth(self) -> Any:

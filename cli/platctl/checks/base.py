@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import ssl
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -89,6 +90,13 @@ class ServiceCheck:
 
     def __init__(self, ctx: CheckContext) -> None:
         self.ctx = ctx
+        # Set by the runner: when the current step's time is up. The first step's clock
+        # starts before prepare(), so importing a client library is inside the deadline.
+        self.deadline = time.monotonic() + ctx.timeout
+
+    def budget(self) -> float:
+        """Seconds left for the current step: what a client's timeouts should be."""
+        return max(0.05, self.deadline - time.monotonic())
 
     @cached_property
     def cfg(self) -> Any:

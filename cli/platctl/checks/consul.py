@@ -47,7 +47,8 @@ class ConsulCheck(ServiceCheck):
     @cached_property
     def probe(self) -> HttpProbe:
         headers = {"X-Consul-Token": self.secret} if self.secret else {}
-        return HttpProbe(self.ctx, self.cfg.url.get_secret_value(), self.hint("url"), headers)
+        return HttpProbe(self.ctx, self.cfg.url.get_secret_value(), self.hint("url"), headers,
+                         budget=self.budget)
 
     def prepare(self) -> None:
         self.probe  # builds the HTTP client (TLS context) outside the first step's timing

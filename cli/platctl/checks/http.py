@@ -7,6 +7,7 @@ emulators with the official clients instead.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,10 +18,12 @@ from platctl.result import Reason
 
 class HttpProbe:
     def __init__(self, ctx: CheckContext, base_url: str, hint: str,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None,
+                 budget: Callable[[], float] | None = None) -> None:
         import httpx  # imported here so `platctl --help` stays fast
 
-        self.ctx, self.hint = ctx, hint
+        self.ctx, self.hint, self._httpx = ctx, hint, httpx
+        self.budget = budget or (lambda: ctx.timeout)  # the check's time left for this step
         self.base_url = base_url.rstrip("/")
         parts = urlsplit(base_url)
         self.target = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
@@ -34,6 +37,7 @@ class HttpProbe:
 
     def request(self, method: str, path: str, **kw: Any):
         try:
+            kw.setdefault("timeout", self._httpx.Timeout(self.budget()))
             return self._client.request(method, self.base_url + path, **kw)
         except Exception as exc:  # noqa: BLE001 - every transport error is classified here
             reason = classify(exc) or Reason.UNEXPECTED

@@ -27,7 +27,8 @@ class MeilisearchCheck(ServiceCheck):
 
     @cached_property
     def probe(self) -> HttpProbe:
-        return HttpProbe(self.ctx, self.cfg.url.get_secret_value(), self.hint("url"))
+        return HttpProbe(self.ctx, self.cfg.url.get_secret_value(), self.hint("url"),
+                         budget=self.budget)
 
     @cached_property
     def bearer(self) -> dict[str, str]:

@@ -44,7 +44,8 @@ class RedisCheck(ServiceCheck):
         if self.tls:
             kw = {"ssl_ca_certs": self.ctx.ca_file, "ssl_cert_reqs": "required"}
         return redis.Redis.from_url(
-            self.url, socket_timeout=self.ctx.timeout, socket_connect_timeout=self.ctx.timeout,
+            # Built in the first step, whose deadline includes importing redis-py.
+            self.url, socket_timeout=self.budget(), socket_connect_timeout=self.budget(),
             retry=Retry(NoBackoff(), 0), retry_on_timeout=False, protocol=2,
             single_connection_client=True, health_check_interval=0, **kw)
 

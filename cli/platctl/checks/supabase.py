@@ -97,7 +97,8 @@ class SupabaseCheck(ServiceCheck):
 
     @cached_property
     def probe(self) -> HttpProbe:
-        return HttpProbe(self.ctx, self.cfg.url.get_secret_value(), self.hint("url"))
+        return HttpProbe(self.ctx, self.cfg.url.get_secret_value(), self.hint("url"),
+                         budget=self.budget)
 
     def prepare(self) -> None:
         self.probe  # builds the HTTP client (TLS context) outside the first step's timing

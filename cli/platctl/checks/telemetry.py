@@ -18,7 +18,6 @@ from a trailers-only answer, else 200 + application/grpc + a response message is
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
@@ -89,7 +88,8 @@ class TelemetryCheck(ServiceCheck):
     def probe(self) -> HttpProbe:
         userinfo = self.parts.netloc.rpartition("@")[0]  # HttpProbe moves it into a header
         base = f"{self.parts.scheme}://{userinfo + '@' if userinfo else ''}{self.target}"
-        return HttpProbe(self.ctx, base, self.hint("endpoint"), headers=self.headers)
+        return HttpProbe(self.ctx, base, self.hint("endpoint"), headers=self.headers,
+                         budget=self.budget)
 
     @cached_property
     def headers(self) -> dict[str, str]:
@@ -165,7 +165,7 @@ class TelemetryCheck(ServiceCheck):
     def connect(self) -> str:
         try:
             sock = socket.create_connection((self.parts.hostname, self.port),
-                                            timeout=self.ctx.timeout)
+                                            timeout=self.budget())
         except OSError as exc:
             raise self._transport(exc) from None
         with sock:
@@ -180,7 +180,6 @@ class TelemetryCheck(ServiceCheck):
                " verified)"
 
     def export(self) -> str | Outcome:
-        self._started = time.monotonic()
         return self._export_grpc() if self.grpc else self._export_http()
 
     # -- OTLP/HTTP --------------------------------------------------------------------------
@@ -255,6 +254,7 @@ class TelemetryCheck(ServiceCheck):
         client = self.grpc_client  # outside the try: a bad CA bundle is a CONFIG failure
         try:
             resp = client.post(f"{self.parts.scheme}://{self.target}{EXPORT}",
+                               timeout=self.budget(),
                                content=EMPTY_MESSAGE,
                                headers={**self.headers, "content-type": "application/grpc",
                                         "te": "trailers"})
@@ -322,7 +322,7 @@ class TelemetryCheck(ServiceCheck):
     def _sniff(self) -> None:
         """Look at what the port speaks (one more connect, bounded by what is left of the
         step's time) and raise the mix-up it reveals."""
-        budget = min(1.0, self.ctx.timeout - (time.monotonic() - self._started) - 0.1)
+        budget = min(1.0, self.budget() - 0.1)
         if budget <= 0.05:
             return
         first = b""
