@@ -73,6 +73,15 @@ def by_id(report: Report) -> dict[str, Any]:
     return {c.id: c for c in report.checks}
 
 
+def assert_fail(check: Any, reason: str, *words: str, hint: str | None = None) -> None:
+    """A failed check with this failure class, these words in its message and the hint."""
+    assert (check.status.value, check.reason.value) == ("fail", reason), check
+    for w in words:
+        assert w in check.message, (w, check.message)
+    if hint:
+        assert hint in check.hint, (hint, check.hint)
+
+
 def platctl(*args: str, env: dict[str, str] | None = None, timeout: float = 60,
             cwd: str | Path | None = None, **kw: Any) -> subprocess.CompletedProcess:
     """The installed console script, in a subprocess (exit codes, streams, exec are real)."""

@@ -10,7 +10,7 @@ import pytest
 
 from tests.emulators.base import Reply
 from tests.emulators.consul import GOOD_TOKEN, LIMITED_TOKEN, ConsulEmulator
-from tests.support import by_id, platctl, run_report, write_profile
+from tests.support import assert_fail, by_id, platctl, run_report, write_profile
 
 IDS = ("consul.leader", "consul.token", "consul.agent", "consul.services")
 URL_KEYS = "CONSUL_HOST / CONSUL_PORT / CONSUL_SCHEME"
@@ -32,14 +32,6 @@ def consul(tmp_path, url, token=None, services=(), **section):
 
 def statuses(r):
     return [r[i].status.value for i in IDS]
-
-
-def assert_fail(check, reason, *words, hint=None):
-    assert (check.status.value, check.reason.value) == ("fail", reason), check
-    for w in words:
-        assert w in check.message, (w, check.message)
-    if hint:
-        assert hint in check.hint, (hint, check.hint)
 
 
 def assert_token_only_in_header(emu, token=GOOD_TOKEN):

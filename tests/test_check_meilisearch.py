@@ -9,7 +9,7 @@ import pytest
 
 from tests.emulators.base import Reply
 from tests.emulators.meilisearch import MeilisearchEmulator
-from tests.support import by_id, platctl, run_report, write_profile
+from tests.support import assert_fail, by_id, platctl, run_report, write_profile
 
 IDS = ("meilisearch.health", "meilisearch.auth", "meilisearch.indexes")
 
@@ -37,14 +37,6 @@ def meili(tmp_path, url, key=None, indexes=(), **section):
 
 def statuses(r):
     return [r[i].status.value for i in IDS]
-
-
-def assert_fail(check, reason, *words, hint=None):
-    assert (check.status.value, check.reason.value) == ("fail", reason), check
-    for w in words:
-        assert w in check.message, (w, check.message)
-    if hint:
-        assert hint in check.hint, (hint, check.hint)
 
 
 def auth_headers(emu):

@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from tests.emulators.supabase import SupabaseEmulator
-from tests.support import by_id, hung_server, platctl, run_report, write_profile
+from tests.support import assert_fail, by_id, hung_server, platctl, run_report, write_profile
 
 IDS = ("supabase.keys", "supabase.rest", "supabase.auth", "supabase.storage")
 DAY = 24 * 3600
@@ -43,14 +43,6 @@ def keys_of(emu, **over):
 
 def statuses(r):
     return [r[i].status.value for i in IDS]
-
-
-def assert_fail(check, reason, *words, hint=None):
-    assert (check.status.value, check.reason.value) == ("fail", reason), check
-    for w in words:
-        assert w in check.message, (w, check.message)
-    if hint:
-        assert hint in check.hint, (hint, check.hint)
 
 
 def assert_no_key(check, *keys):

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.emulators.otlp import OtlpEmulator
-from tests.support import by_id, hung_server, platctl, run_report, write_profile
+from tests.support import assert_fail, by_id, hung_server, platctl, run_report, write_profile
 
 IDS = ("telemetry.endpoint", "telemetry.connect", "telemetry.export")
 ENDPOINT, PROTOCOL = "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL"
@@ -35,14 +35,6 @@ def otlp(tmp_path, endpoint, protocol="http/protobuf"):
 
 def statuses(r):
     return [r[i].status.value for i in IDS]
-
-
-def assert_fail(check, reason, *words, hint=None):
-    assert (check.status.value, check.reason.value) == ("fail", reason), check
-    for w in words:
-        assert w in check.message, (w, check.message)
-    if hint:
-        assert hint in check.hint, (hint, check.hint)
 
 
 # -- green paths ---------------------------------------------------------------------------------

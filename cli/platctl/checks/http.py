@@ -72,6 +72,15 @@ class HttpProbe:
         self._client.close()
 
 
+def json_object(resp: Any) -> dict[str, Any]:
+    """The body as a JSON object, or {} when it is not one (error bodies are best effort)."""
+    try:
+        body = json.loads(resp.content)
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
 def _short(text: str, limit: int = 120) -> str:
     text = " ".join(text.split())
     if text.lstrip().startswith("<"):

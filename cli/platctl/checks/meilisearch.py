@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from platctl.checks.base import CheckFailed, Outcome, ServiceCheck, Step, warn
-from platctl.checks.http import HttpProbe
+from platctl.checks.http import HttpProbe, json_object
 from platctl.result import Reason
 
 
@@ -160,21 +160,13 @@ class MeilisearchCheck(ServiceCheck):
                            f" {_message(resp)}", self.hint("url"))
 
 
-def _error_body(resp: Any) -> dict[str, Any]:
-    try:
-        body = resp.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 def _code(resp: Any) -> str | None:
-    code = _error_body(resp).get("code")
+    code = json_object(resp).get("code")
     return code if isinstance(code, str) else None
 
 
 def _message(resp: Any) -> str:
-    return str(_error_body(resp).get("message", ""))[:200]
+    return str(json_object(resp).get("message", ""))[:200]
 
 
 def _names(uids: list[str]) -> str:

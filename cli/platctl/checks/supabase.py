@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from platctl.checks.base import CheckFailed, Outcome, ServiceCheck, Step, warn
-from platctl.checks.http import HttpProbe
+from platctl.checks.http import HttpProbe, json_object
 from platctl.result import Reason
 
 OPAQUE = {"sb_secret_": "service_role", "sb_publishable_": "anon"}
@@ -155,7 +155,7 @@ class SupabaseCheck(ServiceCheck):
     def rest(self) -> str:
         what = "GET /rest/v1/"
         resp = self._get("/rest/v1/", "service_key", "supabase.rest")
-        if resp.status_code == 404 and _body(resp).get("code") == "PGRST126":
+        if resp.status_code == 404 and json_object(resp).get("code") == "PGRST126":
             return "PostgREST accepts the service key (its OpenAPI root is disabled: PGRST126)"
         if resp.status_code != 200:
             raise self._failure(resp, what, "PostgREST", "service_key")
@@ -265,7 +265,7 @@ class SupabaseCheck(ServiceCheck):
 
     def _failure(self, resp: Any, what: str, component: str, name: str) -> CheckFailed:
         """Classify a non-success answer from the gateway or the service behind it."""
-        status, body = resp.status_code, _body(resp)
+        status, body = resp.status_code, json_object(resp)
         code, message = str(body.get("code") or ""), _message(body)
         env, detail = self.env[name], f" ({message})" if message else ""
         if status == 502:
@@ -310,7 +310,7 @@ class SupabaseCheck(ServiceCheck):
     def _storage_failure(self, resp: Any, what: str) -> CheckFailed:
         # Storage answers HTTP 400 for every error but a 500; the real status is the body's
         # statusCode, a string (protocols.md §4).
-        body = _body(resp)
+        body = json_object(resp)
         real, message = str(body.get("statusCode", "")), _message(body)
         if resp.status_code == 400 and real in ("401", "403"):
             return CheckFailed(Reason.AUTH, f"Storage rejects the JWT of SUPABASE_SERVICE_KEY:"
@@ -323,14 +323,6 @@ class SupabaseCheck(ServiceCheck):
             return CheckFailed(Reason.UNEXPECTED, f"Storage answered {what} with status {real}"
                                f" {body.get('code') or ''}: {message}", self.hint("url"))
         return self._failure(resp, what, "Storage", "service_key")
-
-
-def _body(resp: Any) -> dict[str, Any]:
-    try:
-        body = resp.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 def _message(body: dict[str, Any]) -> str:
