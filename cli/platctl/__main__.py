@@ -1,23 +1,58 @@
 """Console entry point: turns every way a run can end into exactly one exit code."""
 from __future__ import annotations
 
-import os
-import signal
-import sys
-import threading
-import traceback
-from collections.abc import Mapping, Sequence
-from typing import TextIO
+import time
 
-from platctl.exitcodes import ExitCode
+LAUNCHED = time.monotonic()  # first thing: the console script's start, for the deadlines
+
+import os  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import traceback  # noqa: E402
+from collections.abc import Mapping, Sequence  # noqa: E402
+from typing import TextIO  # noqa: E402
+
+from platctl.exitcodes import ExitCode  # noqa: E402
 
 
 class Terminated(BaseException):
     """SIGTERM, raised in the main thread like KeyboardInterrupt is for SIGINT."""
 
 
+WATCHDOG = 0.8  # s from a first signal to the end of the process, whatever blocks
+_CODES = {signal.SIGINT: ExitCode.SIGINT, signal.SIGTERM: ExitCode.SIGTERM}
+_signalled: list[int] = []  # the console script's first signal; or the verdict, once leaving
+
+
 def _on_sigterm(signum, frame):  # noqa: ANN001
     raise Terminated()
+
+
+def _on_signal(signum, frame):  # noqa: ANN001
+    """The console script's SIGINT/SIGTERM. The first one raises in the main thread, so the
+    runner stops and lets canaries be deleted, and starts a watchdog: a stuck stdout/stderr
+    reader or a cleanup that hangs cannot keep the process past WATCHDOG. A second one ends
+    the process at once (no more cleanup, and no traceback from inside the first's handling).
+    While the report is being written the first one waits for the document to be whole."""
+    code = _CODES[signum]
+    if _signalled:
+        os._exit(code)
+    _signalled.append(code)
+    threading.Thread(target=_watchdog, args=(code,), name="platctl-watchdog",
+                     daemon=True).start()
+    from platctl import io
+
+    exc = KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
+    if io.streams.holding:
+        io.streams.held = exc
+        return
+    raise exc
+
+
+def _watchdog(code: int) -> None:
+    time.sleep(WATCHDOG)
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
@@ -27,9 +62,12 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     from platctl import io
 
     io.streams = io.Streams(out=stdout or sys.stdout, err=stderr or sys.stderr,
-                            env=os.environ if env is None else env)
+                            env=os.environ if env is None else env,
+                            started_at=LAUNCHED if argv is None else time.monotonic())
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        signal.signal(signal.SIGTERM, _on_sigterm if argv is not None else _on_signal)
+        if argv is None and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, _on_signal)  # not when started with SIGINT ignored
     code = _run(list(sys.argv[1:] if argv is None else argv))
     if argv is None:
         _exit(int(code))
@@ -53,6 +91,8 @@ def _run(args: list[str]) -> int:
             err.write(f"platctl: profile error: {scrub(str(exc), io.streams.secrets)}\n")
             return ExitCode.USAGE
         except typer.Exit as exc:
+            if exc.exit_code == ExitCode.SIGINT and isinstance(exc.__cause__, KeyboardInterrupt):
+                err.write("platctl: interrupted (SIGINT)\n")  # typer turns ^C into Exit(130)
             return exc.exit_code
         except typer.exceptions.TyperException as exc:  # usage errors, bad option values
             show = getattr(exc, "show", None)
@@ -80,6 +120,7 @@ def _run(args: list[str]) -> int:
 def _exit(code: int) -> None:
     """Flush and leave without joining abandoned check threads (a hung client library must
     not hold the process after the verdict)."""
+    _signalled.append(code)  # a signal during the last flush (a slow reader) exits at once
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -39,6 +39,10 @@ class Options:
     keep_going: bool = False
     read_only: bool = False
     runtime_command: tuple[str, ...] | None = None
+    # When the operator launched platctl (monotonic). The first plane's clock starts there,
+    # so start-up time is inside the first checks' deadlines: a hung service costs at most
+    # --timeout from launch, not --timeout plus interpreter start-up. None: now.
+    started_at: float | None = None
 
 
 @dataclass
@@ -78,8 +82,8 @@ class _Live:
     spec: contract.ServiceSpec
     thread: threading.Thread | None = None
     current: str | None = None
-    since: float = 0.0
-    started: bool = False  # has any step started (the first one includes prepare())
+    due: float = 0.0  # when the current step (or prepare) must have answered
+    step_at: float | None = None  # when the current step started, for its duration
     finished: bool = False
     results: dict[str, CheckResult] = field(default_factory=dict)
 
@@ -91,7 +95,7 @@ def run(profile: Profile, opts: Options, env: Mapping[str, str]) -> RunOutcome:
                        env=env)
     meta = _Meta(profile.secret_values(),
                  {s.name: profile.section(s.name).required for s in contract.SERVICES})
-    started = time.monotonic()
+    started = opts.started_at or time.monotonic()
     results: list[CheckResult] = []
     planes: list[PlaneResult] = []
     blocked_by: str | None = None
@@ -102,12 +106,13 @@ def run(profile: Profile, opts: Options, env: Mapping[str, str]) -> RunOutcome:
             if not specs:
                 continue
             t0 = time.monotonic()
+            origin = started if not planes else t0  # the first plane's clock: launch
             if blocked_by:
                 why = f"not run: the {blocked_by} plane failed"
                 plane_results = [_result(s, cid, Outcome(Status.SKIP, why), 0.0, meta)
                                  for s in specs for cid in s.check_ids]
             else:
-                plane_results = _run_plane(specs, ctx, sel, opts, meta, workers)
+                plane_results = _run_plane(specs, ctx, sel, opts, meta, workers, origin)
             results += plane_results
             planes.append(PlaneResult(name=plane, status=plane_status(plane_results),
                                       duration_ms=_ms(time.monotonic() - t0)))
@@ -133,37 +138,37 @@ def run(profile: Profile, opts: Options, env: Mapping[str, str]) -> RunOutcome:
 
 def _run_plane(specs: list[contract.ServiceSpec], ctx: CheckContext, sel: _Selection,
                opts: Options, meta: "_Meta",
-               workers: list[threading.Thread]) -> list[CheckResult]:
+               workers: list[threading.Thread], origin: float) -> list[CheckResult]:
+    """Run one plane's services concurrently; the worker announces each step's deadline
+    (see `_due`) and this loop enforces it. Durations in the report are the steps' own."""
     events: queue.Queue = queue.Queue()
     live = {s.name: _Live(s) for s in specs}
     for lv in live.values():
-        lv.since = time.monotonic()
-        lv.thread = threading.Thread(target=_work, args=(lv.spec, ctx, sel, events),
+        lv.due = _due(origin, time.monotonic(), opts.timeout)  # prepare() runs before step 1
+        lv.thread = threading.Thread(target=_work, args=(lv.spec, ctx, sel, events, origin),
                                      name=f"check-{lv.spec.name}", daemon=True)
         lv.thread.start()
         workers.append(lv.thread)
     stop_reason: str | None = None
     while not all(lv.finished for lv in live.values()):
         active = [lv for lv in live.values() if not lv.finished]
-        deadline = min(lv.since for lv in active) + opts.timeout + GRACE
+        deadline = min(lv.due for lv in active) + GRACE
         try:
             kind, svc, cid, payload, at = events.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             now = time.monotonic()
             for lv in active:
-                if now - lv.since >= opts.timeout + GRACE:
+                if now >= lv.due + GRACE:
                     _expire(lv, opts.timeout, meta)
             continue
         lv = live[svc]
         if lv.finished:
             continue  # a late event from an abandoned worker
         if kind == "start":
-            # The first step's clock started with the worker (prepare() is inside it).
-            lv.current, lv.since = cid, lv.since if not lv.started else at
-            lv.started = True
+            lv.current, lv.due, lv.step_at = cid, payload, at
         elif kind == "done":
-            lv.results[cid] = _result(lv.spec, cid, payload, at - lv.since, meta)
-            lv.current, lv.since = None, at
+            lv.results[cid] = _result(lv.spec, cid, payload, at - (lv.step_at or at), meta)
+            lv.current, lv.due, lv.step_at = None, at + opts.timeout, None
             if opts.fail_fast and payload.status is Status.FAIL and stop_reason is None:
                 stop_reason = f"not run: --fail-fast stopped after {cid} failed"
                 ctx.cancel.set()
@@ -186,12 +191,18 @@ def _run_plane(specs: list[contract.ServiceSpec], ctx: CheckContext, sel: _Selec
 
 
 def _expire(lv: _Live, timeout: float, meta: "_Meta") -> None:
+    if lv.current is None and lv.results:
+        # Every step it ran has its verdict: the worker is in close() (deleting a canary on
+        # a slow server). Abandon the cleanup, never blame a step for it (and with every id
+        # reported, there would be none left to blame: StopIteration crashed the run).
+        lv.finished = True
+        return
     cid = lv.current or next(c for c in lv.spec.check_ids if c not in lv.results)
     lv.results[cid] = _result(
         lv.spec, cid,
         Outcome(Status.FAIL, f"timed out after {timeout:.1f} s (no answer; the check was"
                 f" abandoned)", _hint_for_timeout(lv.spec), Reason.TIMEOUT),
-        timeout, meta)
+        time.monotonic() - (lv.step_at or lv.due - timeout), meta)
     lv.finished = True
 
 
@@ -200,17 +211,31 @@ def _hint_for_timeout(spec: contract.ServiceSpec) -> str:
     return f"check that the service is up and reachable ({', '.join(keys[:3])})"
 
 
+def _due(anchor: float, now: float, timeout: float) -> float:
+    """A step's deadline: `timeout` after the service's clock `anchor`, and never less than
+    half of `timeout` after the step starts (a slow start cannot time a check out before it
+    has really tried).
+
+    The clock starts when the plane starts (for the first plane: when platctl was
+    launched) and restarts after every step that really waited on the service (took more
+    than a tenth of the timeout). So interpreter start-up, client imports and quick steps
+    (parsing keys, an instant TCP connect) are inside the next step's deadline, and a hung
+    service costs --timeout from launch; while a slow but healthy service still gets the
+    whole --timeout for each of its checks."""
+    return max(anchor + timeout, now + timeout / 2)
+
+
 def _work(spec: contract.ServiceSpec, ctx: CheckContext, sel: _Selection,
-          events: queue.Queue) -> None:
+          events: queue.Queue, origin: float) -> None:
     def put(kind: str, cid: str | None = None, payload: object = None) -> None:
         events.put((kind, spec.name, cid, payload, time.monotonic()))
 
     check = None
-    started, first = time.monotonic(), True
+    anchor = origin  # the service's clock (see _due)
     try:
         module = importlib.import_module(MODULES[spec.name])
         check = module.CHECK(ctx)
-        check.deadline = started + ctx.timeout
+        check.deadline = _due(anchor, time.monotonic(), ctx.timeout)
         steps = check.steps()
         try:
             check.prepare()
@@ -224,13 +249,13 @@ def _work(spec: contract.ServiceSpec, ctx: CheckContext, sel: _Selection,
             if why:
                 put("done", step.id, Outcome(Status.SKIP, why))
                 continue
-            if first:
-                first = False  # its deadline was set before prepare()
-            else:
-                check.deadline = time.monotonic() + ctx.timeout
-            put("start", step.id)
+            now = time.monotonic()
+            check.deadline = _due(anchor, now, ctx.timeout)
+            put("start", step.id, check.deadline)
             outcome = _attempt(step.run)
             put("done", step.id, outcome)
+            if time.monotonic() - now > ctx.timeout / 10:  # it waited: restart the clock
+                anchor = time.monotonic()
             if outcome.status is Status.FAIL and step.gate:
                 break
     except Exception as exc:  # noqa: BLE001 - a broken module must not break the run

@@ -90,8 +90,8 @@ class ServiceCheck:
 
     def __init__(self, ctx: CheckContext) -> None:
         self.ctx = ctx
-        # Set by the runner: when the current step's time is up. The first step's clock
-        # starts before prepare(), so importing a client library is inside the deadline.
+        # Set by the runner (runner._due): when the current step's time is up. Start-up,
+        # prepare() and quick earlier steps are inside it; clients take budget() as timeout.
         self.deadline = time.monotonic() + ctx.timeout
 
     def budget(self) -> float:

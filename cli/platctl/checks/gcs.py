@@ -14,20 +14,30 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
+import time
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
 from platctl.checks.base import CheckFailed, Outcome, ServiceCheck, Step, skip, warn
-from platctl.checks.errors import TLS_HINT, classify, describe
+from platctl.checks.errors import TLS_HINT, classify, describe, mixup
 from platctl.result import Reason
 
 DEFAULT_ENDPOINT = "https://storage.googleapis.com"
 PERMISSIONS = ("storage.objects.create", "storage.objects.get", "storage.objects.delete")
 REQUIRED_FIELDS = ("client_email", "private_key", "token_uri", "project_id")
 CANARY_PREFIX = "platctl-canary/"
+# GCS has no TTL. A canary's name starts with the time after which it is an orphan (the run
+# that wrote it is over: killed mid-canary, or its upload landed after it gave up), and
+# every run that may write deletes the expired ones it finds in close(): the names, not the
+# age, say what is dead, so a concurrent run's live canary is never touched. The margin
+# beyond the writing run's worst case (4 bounded calls) covers clock skew between hosts.
+ORPHAN_MARGIN = 600
+SWEEP_MAX = 20  # names sort by expiry: the most expired come first
+_EXPIRES = re.compile(re.escape(CANARY_PREFIX) + r"(\d{10})-")
 _GONE = (Reason.TIMEOUT, Reason.REFUSED, Reason.RESET)  # the server stopped answering
 
 
@@ -39,6 +49,7 @@ class GcsCheck(ServiceCheck):
     def __init__(self, ctx) -> None:  # noqa: ANN001
         super().__init__(ctx)
         self._pending: Any = None  # a canary blob that may exist and is not deleted yet
+        self._may_sweep = False  # the canary went through: this run may write and delete
 
     # -- configuration ------------------------------------------------------------------------
     @cached_property
@@ -165,6 +176,8 @@ class GcsCheck(ServiceCheck):
 
     def close(self) -> None:
         self._delete_canary()  # left behind by an interrupted or unanswered canary step
+        if self._may_sweep and not self.ctx.cancel.is_set():
+            self._sweep()
         if "client" in self.__dict__:
             self.client.close()
 
@@ -210,7 +223,8 @@ class GcsCheck(ServiceCheck):
     def canary(self) -> str | Outcome:
         if self.ctx.read_only:
             return skip("skipped: --read-only")
-        name = f"{CANARY_PREFIX}{self.ctx.run_id}-{secrets.token_hex(4)}"
+        expires = int(time.time() + 4 * self.ctx.timeout + ORPHAN_MARGIN)
+        name = f"{CANARY_PREFIX}{expires}-{self.ctx.run_id}-{secrets.token_hex(4)}"
         data = f"platctl canary {secrets.token_hex(8)}\n".encode()
         blob = self._pending = self.bucket.blob(name)
         gone = False
@@ -222,7 +236,7 @@ class GcsCheck(ServiceCheck):
                              " right after its upload")
             self._call(f"delete of {name}", "storage.objects.delete", blob.delete,
                        missing=f"the canary {name} was not found when deleting it")
-            self._pending = None
+            self._pending, self._may_sweep = None, True
         except CheckFailed as failed:
             gone = failed.reason in _GONE
             raise
@@ -246,6 +260,20 @@ class GcsCheck(ServiceCheck):
             raise
         except Exception as exc:  # noqa: BLE001 - classified below, or re-raised as a bug
             raise _classify(self, what, permission, exc, missing) from None
+
+    def _sweep(self) -> None:
+        """Delete expired canaries of earlier runs (see ORPHAN_MARGIN). Best effort: listing
+        needs storage.objects.list, which the platform itself does not; the next run retries."""
+        now = time.time()
+        try:
+            for blob in self.client.list_blobs(self.bucket, prefix=CANARY_PREFIX,
+                                               max_results=SWEEP_MAX, retry=None,
+                                               timeout=self.timeout):
+                m = _EXPIRES.match(blob.name)
+                if m and int(m[1]) < now:
+                    blob.delete(retry=None, timeout=self.timeout)
+        except Exception:  # noqa: BLE001 - housekeeping: never a verdict
+            pass
 
     def _delete_canary(self) -> None:
         blob, self._pending = self._pending, None
@@ -315,6 +343,8 @@ def _classify(check: GcsCheck, what: str, permission: str, exc: Exception,
         hint = check.hint("emulator_host") if check.emulator else \
             f"check that {target} is reachable (firewall, proxy, DNS)"
         msg = describe(reason, target, check.ctx.timeout, exc)
+        if not token:  # the token endpoint is https by definition: no mix-up to name there
+            msg += mixup(reason, (check.emulator or DEFAULT_ENDPOINT).startswith("https:"), exc)
         return CheckFailed(reason, msg + (" (getting an OAuth token)" if token else ""),
                            f"{TLS_HINT}; {hint}" if reason is Reason.TLS else hint)
     raise exc
@@ -329,6 +359,9 @@ def _http_failure(check: GcsCheck, what: str, permission: str, exc: Any,
     detail = "an HTML page" if html else _short(_server_message(body) or "no details")
     key = "emulator_host" if check.emulator else "credentials_json"
     bucket = check.cfg.bucket
+    if code == 503:  # GCS's own "backendError", or a proxy in front without an upstream
+        return CheckFailed(Reason.UNAVAILABLE, f"{what} at {check.target} answered HTTP 503"
+                           f" ({detail}): the service is unavailable", check.hint(key))
     if code >= 500:
         return CheckFailed(Reason.SERVER, f"{what} at {check.target} failed with HTTP {code}"
                            f" ({detail})", check.hint(key))

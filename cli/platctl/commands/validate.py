@@ -58,7 +58,8 @@ def execute(req: Request, command_args: tuple[str, ...] = ()):
     argv = runtime_command(profile, command_args)
     opts = runner.Options(timeout=req.timeout, only=req.only, skip=req.skip,
                           fail_fast=req.fail_fast, keep_going=req.keep_going,
-                          read_only=req.read_only, runtime_command=argv)
+                          read_only=req.read_only, runtime_command=argv,
+                          started_at=io.streams.started_at)
     try:
         return runner.run(profile, opts, io.streams.env), argv
     except runner.SelectionError as exc:
@@ -66,6 +67,12 @@ def execute(req: Request, command_args: tuple[str, ...] = ()):
 
 
 def emit(report: Report, fmt: str, stream: TextIO) -> None:
+    # A SIGTERM mid-write must not cut `-o json` into half a document: it waits for the end.
+    with io.streams.whole():
+        _emit(report, fmt, stream)
+
+
+def _emit(report: Report, fmt: str, stream: TextIO) -> None:
     if fmt == "json":
         stream.write(report.to_json() + "\n")
     elif fmt == "junit":
