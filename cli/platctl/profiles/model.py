@@ -4,13 +4,15 @@ The JSON Schema published as contract/profile.schema.json is generated from thes
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator,
+                      model_validator)
 
-from platctl.secrets import SecretURL
+from platctl.secrets import SecretURL, basic_auth, secret_parts
 
 
 def _url(*schemes: str):
@@ -20,8 +22,10 @@ def _url(*schemes: str):
         try:
             parts = urlsplit(raw)
             parts.port  # raises ValueError when out of range or not a number
-        except ValueError as exc:
-            raise ValueError(f"not a valid URL ({str(exc).split(':')[0]}): {value}") from None
+        except ValueError as exc:  # urllib's text may quote the URL's parts (a password)
+            what = "the port is not a number in 0-65535" if "Port" in str(exc) else \
+                "malformed IPv6 host" if "IPv6" in str(exc) else "unparseable"
+            raise ValueError(f"not a valid URL ({what}): {value}") from None
         if parts.scheme not in schemes:
             raise ValueError(f"scheme must be one of {', '.join(s + '://' for s in schemes)};"
                              f" got {value}")
@@ -34,6 +38,7 @@ def _url(*schemes: str):
 HttpURL = Annotated[SecretURL, _url("http", "https")]
 RedisURL = Annotated[SecretURL, _url("redis", "rediss")]
 Port = Annotated[int, Field(ge=1, le=65535)]
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class Section(BaseModel):
@@ -47,6 +52,20 @@ class Section(BaseModel):
         if isinstance(data, dict):
             return {k: v for k, v in data.items() if v != ""}
         return data
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain_text(cls, value: Any) -> Any:
+        # Only a YAML "\0" escape can put a NUL here, and no path, host, URL, argv or header
+        # can carry one. Lone surrogates (a "\udcff" escape, or an environment value whose
+        # bytes are not UTF-8) reach no client library or report intact. Refused now, they
+        # would crash or mislead a check later. The message never quotes the value (a secret?).
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, str) and "\x00" in v:
+                raise ValueError("contains a NUL character")
+            if isinstance(v, str) and _SURROGATE.search(v):
+                raise ValueError("contains bytes that are not UTF-8 text")
+        return value
 
 
 class ServiceSection(Section):
@@ -148,13 +167,16 @@ class Profile(Section):
 
         def walk(obj: Any) -> None:
             if isinstance(obj, SecretStr):
-                found.add(obj.get_secret_value())
+                found.update(secret_parts(obj.get_secret_value()))
             elif isinstance(obj, SecretURL):
-                if obj.password:
-                    found.add(obj.password)
+                found.update(obj.secrets)
             elif isinstance(obj, BaseModel):
                 for name in type(obj).model_fields:
                     walk(getattr(obj, name))
+                password = getattr(obj, "password", None)
+                if isinstance(password, SecretStr) and isinstance(getattr(obj, "username", None),
+                                                                  str):
+                    found.add(basic_auth(obj.username, password.get_secret_value()))
         walk(self)
         return frozenset(s for s in found if s)
 
