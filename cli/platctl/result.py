@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SCHEMA_ID = "platctl.report/v1"
 PLANES = ("data", "control", "execution")
@@ -58,6 +58,14 @@ class CheckResult(_Frozen):
     hint: str | None = Field(None, description="the env key or profile field to fix")
     reason: Reason | None = Field(None, description="failure class of a failed check")
     required: bool = True
+
+    @field_validator("message", "hint")
+    @classmethod
+    def _encodable(cls, text: str | None) -> str | None:
+        # A message may quote an environment value holding bytes that are not UTF-8 (Python
+        # keeps them as lone surrogates): shown as \udcXX, or no JSON document and no strict
+        # UTF-8 stdout could carry the report.
+        return text.encode("utf-8", "backslashreplace").decode("utf-8") if text else text
 
 
 class PlaneResult(_Frozen):

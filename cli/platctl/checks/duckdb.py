@@ -53,11 +53,20 @@ class DuckdbCheck(ServiceCheck):
 
     # -- steps ------------------------------------------------------------------------------
     def check_path(self) -> str:
-        p = self.path
-        if p.exists():
+        try:
+            p = self.path
+            exists = p.exists()
+        except (OSError, RuntimeError) as exc:  # `~nouser/x`, a name longer than the OS allows
+            why = getattr(exc, "strerror", None) or exc
+            raise CheckFailed(Reason.CONFIG, f"unusable path {self.cfg.path}: {why}",
+                              self.hint("path")) from None
+        if exists:
             if p.is_dir():
                 raise CheckFailed(Reason.CONFIG, f"{p} is a directory, not a database file",
                                   self.hint("path"))
+            if not p.is_file():  # DuckDB would block forever opening a FIFO
+                raise CheckFailed(Reason.CONFIG, f"{p} is not a regular file (a device, FIFO or"
+                                  " socket), not a database file", self.hint("path"))
             if not os.access(p, os.R_OK):
                 raise CheckFailed(Reason.FORBIDDEN, f"{p} is not readable by this user",
                                   self.hint("path"))

@@ -70,6 +70,9 @@ class RuntimeCheck(ServiceCheck):
                                       "use a port above 1024 (execution.port)") from None
                 raise CheckFailed(Reason.CONFIG, f"cannot bind {host}:{port}: {exc.strerror}",
                                   "check execution.host / execution.port") from None
+            except (TypeError, ValueError):  # a host the resolver cannot even encode (IDNA)
+                raise CheckFailed(Reason.CONFIG, f"cannot bind {host}:{port}: not a valid host"
+                                  " name", "check execution.host") from None
         return f"port {port} on {host} is free"
 
 

@@ -38,14 +38,21 @@ def show_contract(fmt: str) -> ExitCode:
 def list_profiles() -> ExitCode:
     import yaml
 
-    from platctl.profiles.loader import available
+    from platctl.profiles.document import BoundedLoader
+    from platctl.profiles.loader import ProfileError, available, read_text
 
     out = io.streams.out
     for name, path in available(io.streams.env, Path.cwd()).items():
+        # read_text: size-capped, and a FIFO or a directory named *.yaml cannot block it;
+        # BoundedLoader: no recursion on `[[[[...`. Only text is shown: str() of an aliased
+        # structure (an alias bomb) would expand it in memory.
         try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            doc = yaml.load(read_text(path), Loader=BoundedLoader) or {}  # noqa: S506 - safe
             desc = doc.get("description", "") if isinstance(doc, dict) else ""
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            desc = desc.splitlines()[0][:120] if isinstance(desc, str) and desc else ""
+        except ProfileError as exc:
+            desc = f"({exc.message})"
+        except (yaml.YAMLError, ValueError, RecursionError):
             desc = "(unreadable)"
         out.write(f"{name:<20} {desc}\n{'':<20} {path}\n")
     return ExitCode.OK

@@ -10,13 +10,16 @@ import re
 from collections.abc import Mapping
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MAX_NESTING = 16  # `${A:-${B:-...}}` levels; each one recurses, so junk must not go deep
 
 
 class SubstitutionError(ValueError):
     pass
 
 
-def expand(text: str, env: Mapping[str, str]) -> str:
+def expand(text: str, env: Mapping[str, str], depth: int = 0) -> str:
+    if depth > MAX_NESTING:
+        raise SubstitutionError(f"substitutions nested more than {MAX_NESTING} deep")
     out, i = [], 0
     while i < len(text):
         j = text.find("$", i)
@@ -29,7 +32,7 @@ def expand(text: str, env: Mapping[str, str]) -> str:
             i = j + 2
         elif text.startswith("${", j):
             end = _closing_brace(text, j + 2)
-            out.append(_one(text[j + 2:end], env))
+            out.append(_one(text[j + 2:end], env, depth))
             i = end + 1
         else:  # a lone `$` is literal (passwords may contain one)
             out.append("$")
@@ -49,7 +52,7 @@ def _closing_brace(text: str, start: int) -> int:
     raise SubstitutionError(f"unclosed '${{' in {text[start - 2:start + 30]!r}")
 
 
-def _one(expr: str, env: Mapping[str, str]) -> str:
+def _one(expr: str, env: Mapping[str, str], depth: int) -> str:
     m = _NAME.match(expr)
     if not m:
         raise SubstitutionError(f"bad variable name in '${{{expr}}}'")
@@ -66,8 +69,8 @@ def _one(expr: str, env: Mapping[str, str]) -> str:
             if not missing:
                 return value  # type: ignore[return-value]
             if op.endswith("-"):
-                return expand(arg, env)
-            detail = expand(arg, env) if arg else "required"
+                return expand(arg, env, depth + 1)
+            detail = expand(arg, env, depth + 1) if arg else "required"
             state = "is not set" if value is None else "is empty"
             raise SubstitutionError(f"environment variable {name} {state}: {detail}")
     raise SubstitutionError(f"unsupported substitution '${{{expr}}}'"

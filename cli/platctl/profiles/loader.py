@@ -4,6 +4,9 @@ the line where known, and the key; the CLI turns it into exit code 2.
 from __future__ import annotations
 
 import os
+import select
+import stat
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +14,7 @@ from typing import Any
 
 MAX_BYTES = 1 << 20  # a profile is a page of YAML; a megabyte means something is wrong
 MAX_NODES = 20_000  # refuses YAML alias bombs before they expand
+READ_DEADLINE = 5.0  # a pipe (`-p <(sops -d x.yaml)`) gets this long to deliver the profile
 
 
 @dataclass
@@ -51,8 +55,11 @@ def resolve(ref: str, env: Mapping[str, str], cwd: Path) -> Path:
         raise ProfileError(f"invalid profile name {ref!r}")
     for d in search_dirs(env, cwd):
         candidate = d / f"{ref}.yaml"
-        if candidate.is_file():
-            return candidate
+        try:
+            if candidate.is_file():
+                return candidate
+        except OSError:  # a name longer than the OS allows cannot be a profile here
+            continue
     known = sorted(available(env, cwd))
     raise ProfileError(f"unknown profile {ref!r}; known profiles: {', '.join(known) or 'none'}"
                        " (a path must contain '/' or end in .yaml)")
@@ -73,16 +80,13 @@ def available(env: Mapping[str, str], cwd: Path) -> dict[str, Path]:
 def read_text(path: Path) -> str:
     name = str(path)
     try:
-        if path.is_dir():
-            raise ProfileError("is a directory, not a profile file", name)
-        with path.open("rb") as f:
-            data = f.read(MAX_BYTES + 1)
-    except ProfileError:
-        raise
+        data = _read_capped(path)
     except FileNotFoundError:
         raise ProfileError("file not found", name) from None
     except OSError as exc:
         raise ProfileError(f"cannot read: {exc.strerror or exc}", name) from None
+    except ValueError:  # os.open refuses it before the OS sees it
+        raise ProfileError("not a usable path (it contains a NUL byte)", repr(name)) from None
     if len(data) > MAX_BYTES:
         raise ProfileError(f"larger than {MAX_BYTES // 1024} KiB; not a profile", name)
     if b"\x00" in data:
@@ -96,6 +100,33 @@ def read_text(path: Path) -> str:
                                 for ln in text.splitlines()):
         raise ProfileError("empty profile", name)
     return text
+
+
+def _read_capped(path: Path) -> bytes:
+    """At most MAX_BYTES + 1 bytes of `path`. Opened non-blocking, so a FIFO without a writer
+    reads as empty instead of blocking in open(); a pipe or terminal that stays silent ends
+    the wait after READ_DEADLINE instead of hanging the CLI."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise ProfileError("is a directory, not a profile file", str(path))
+        data, deadline = bytearray(), time.monotonic() + READ_DEADLINE
+        while len(data) <= MAX_BYTES:
+            try:
+                chunk = os.read(fd, MAX_BYTES + 1 - len(data))
+            except BlockingIOError:  # a writer is attached but has sent nothing yet
+                poll = select.poll()
+                poll.register(fd, select.POLLIN)
+                if not poll.poll(max(0.0, deadline - time.monotonic()) * 1000):
+                    raise ProfileError(f"nothing to read within {READ_DEADLINE:g} s (a pipe or"
+                                       " terminal that never sends a profile?)", str(path))
+                continue
+            if not chunk:
+                break
+            data += chunk
+        return bytes(data)
+    finally:
+        os.close(fd)
 
 
 def load(ref: str, env: Mapping[str, str] | None = None, cwd: Path | None = None):
