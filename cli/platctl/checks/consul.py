@@ -217,6 +217,10 @@ class ConsulCheck(ServiceCheck):
         if status >= 500 and "No cluster leader" in text:
             return CheckFailed(Reason.UNAVAILABLE, f"no cluster leader ({what} answered"
                                f" HTTP {status}: {text})", self.hint("url"))
+        if status == 503:  # Consul's "retry later", or a proxy in front without an upstream
+            return CheckFailed(Reason.UNAVAILABLE, f"{what} answered HTTP 503"
+                               f" ({'an HTML page' if html else text}): Consul is unavailable",
+                               self.hint("url"))
         if status >= 500:
             return CheckFailed(Reason.SERVER, f"{what} answered HTTP {status}"
                                f" ({'an HTML page' if html else text})", self.hint("url"))

@@ -74,6 +74,24 @@ def tls_detail(exc: BaseException) -> str:
     return str(exc)
 
 
+_PLAINTEXT_ANSWER = ("WRONG_VERSION_NUMBER", "wrong version number", "PACKET_LENGTH_TOO_LONG",
+                     "packet length too long")
+
+
+def mixup(reason: Reason, tls: bool, exc: BaseException, plain: str = "http://",
+          secure: str = "https://") -> str:
+    """Words naming the TLS/plaintext mix-up a transport failure points at, or ''. A TLS client
+    on a plaintext port reads the plaintext answer as a TLS record (wrong version number); a
+    plaintext client on a TLS port fails the server's handshake and is dropped (reset)."""
+    if reason is Reason.TLS and tls:
+        text = " ".join(str(e) for e in _chain(exc))
+        if any(n in text for n in _PLAINTEXT_ANSWER):
+            return f" (the port answers plaintext: use {plain})"
+    if reason is Reason.RESET and not tls:
+        return f"; if the port speaks TLS, use {secure}"
+    return ""
+
+
 TLS_HINT = ("check the CA bundle (profile tls.ca_file, else SSL_CERT_FILE) signs the server's"
             " certificate, and that the server speaks TLS on that port")
 

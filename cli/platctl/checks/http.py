@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from platctl.checks.base import CheckContext, CheckFailed
-from platctl.checks.errors import TLS_HINT, classify, describe
+from platctl.checks.errors import TLS_HINT, classify, describe, mixup
 from platctl.result import Reason
 
 
@@ -26,7 +26,8 @@ class HttpProbe:
         self.budget = budget or (lambda: ctx.timeout)  # the check's time left for this step
         self.base_url = base_url.rstrip("/")
         parts = urlsplit(base_url)
-        self.target = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+        self.tls = parts.scheme == "https"
+        self.target = f"{parts.hostname}:{parts.port or (443 if self.tls else 80)}"
         verify: Any = ctx.ssl_context() if parts.scheme == "https" else False
         auth = (parts.username or "", parts.password or "") if parts.username else None
         if parts.username:  # credentials inside the URL travel as a header, never in the URL
@@ -44,7 +45,8 @@ class HttpProbe:
             if reason is Reason.UNEXPECTED:
                 msg = f"{self.target} did not answer with valid HTTP ({type(exc).__name__})"
             else:
-                msg = describe(reason, self.target, self.ctx.timeout, exc)
+                msg = describe(reason, self.target, self.ctx.timeout, exc) \
+                    + mixup(reason, self.tls, exc)
             hint = f"{TLS_HINT}; {self.hint}" if reason is Reason.TLS else self.hint
             raise CheckFailed(reason, msg, hint) from None
 
