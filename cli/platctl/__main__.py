@@ -20,7 +20,7 @@ class Terminated(BaseException):
     """SIGTERM, raised in the main thread like KeyboardInterrupt is for SIGINT."""
 
 
-WATCHDOG = 0.8  # s from a first signal to the end of the process, whatever blocks
+WATCHDOG = 0.7  # s from a first signal to the process end, whatever blocks (> CLEANUP_WAIT)
 _CODES = {signal.SIGINT: ExitCode.SIGINT, signal.SIGTERM: ExitCode.SIGTERM}
 _signalled: list[int] = []  # the console script's first signal; or the verdict, once leaving
 
@@ -91,8 +91,6 @@ def _run(args: list[str]) -> int:
             err.write(f"platctl: profile error: {scrub(str(exc), io.streams.secrets)}\n")
             return ExitCode.USAGE
         except typer.Exit as exc:
-            if exc.exit_code == ExitCode.SIGINT and isinstance(exc.__cause__, KeyboardInterrupt):
-                err.write("platctl: interrupted (SIGINT)\n")  # typer turns ^C into Exit(130)
             return exc.exit_code
         except typer.exceptions.TyperException as exc:  # usage errors, bad option values
             show = getattr(exc, "show", None)
@@ -101,6 +99,8 @@ def _run(args: list[str]) -> int:
         except typer.Abort:
             err.write("platctl: interrupted\n")
             return ExitCode.SIGINT
+        if rv == ExitCode.SIGINT:  # typer turns KeyboardInterrupt into a silent 130
+            err.write("platctl: interrupted (SIGINT)\n")
         return ExitCode.OK if rv is None else int(rv)
     except KeyboardInterrupt:
         err.write("platctl: interrupted (SIGINT)\n")

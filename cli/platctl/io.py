@@ -24,11 +24,12 @@ class Streams:
     held: BaseException | None = None
 
     @contextmanager
-    def whole(self) -> Iterator[None]:
-        """Write one whole document, then raise a signal that came meanwhile."""
+    def whole(self, stream: TextIO) -> Iterator[TextIO]:
+        """Write one whole document to `stream` (through the writer yielded), then raise a
+        signal that came meanwhile."""
         self.holding = True
         try:
-            yield
+            yield _FdWriter(stream)
         finally:
             self.holding = False
         held, self.held = self.held, None
@@ -48,6 +49,32 @@ class Streams:
         if getattr(stream, "isatty", lambda: False)():
             return shutil.get_terminal_size((100, 24)).columns
         return 100
+
+
+class _FdWriter:
+    """A stream whose write() goes straight to the file descriptor, looping over partial
+    writes. CPython's BufferedWriter drops the tail of a write larger than its buffer when a
+    signal handler interrupts it part-way and returns (seen on 3.10 to 3.13 with a pipe
+    whose reader is slow): that is what a held SIGTERM does. Streams without a descriptor
+    (in-process tests) are written as they are."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - isatty, flush, encoding...
+        return getattr(self._stream, name)
+
+    def write(self, text: str) -> int:
+        try:
+            fd = self._stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            return self._stream.write(text)
+        self._stream.flush()
+        data = memoryview(text.encode(getattr(self._stream, "encoding", None) or "utf-8",
+                                      getattr(self._stream, "errors", None) or "strict"))
+        while data:
+            data = data[os.write(fd, data):]
+        return len(text)
 
 
 streams = Streams()

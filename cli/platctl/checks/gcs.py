@@ -164,9 +164,12 @@ class GcsCheck(ServiceCheck):
         budget = self.budget()  # the step's time left (the first step's includes imports)
         return (budget, budget)
 
-    # No prepare(): importing google-cloud-storage takes ~0.45 s, and it belongs to the
-    # step that first needs the client (gcs.bucket), inside that step's deadline, so a hung
-    # endpoint's verdict still arrives --timeout after that step began.
+    def prepare(self) -> None:
+        # Importing google-cloud-storage takes ~0.45 s. Here it is inside the service's
+        # clock (runner._due) but before any step starts, so a step's guaranteed half of
+        # the timeout is spent waiting on GCS, never on the import.
+        import google.cloud.storage  # noqa: F401
+        import google.oauth2.service_account  # noqa: F401
 
     def steps(self) -> Sequence[Step]:
         return (Step("gcs.credentials", self.check_credentials),
@@ -304,9 +307,21 @@ def _one_attempt(session: Any, budget: Any) -> Any:
             if resp.status in DEFAULT_RETRYABLE_STATUS_CODES or resp.status >= 500:
                 raise ax.RefreshError(f"the token endpoint answered HTTP {resp.status}",
                                       retryable=True)
+            if 200 <= resp.status < 300 and not _is_json_object(resp.data):
+                # google-auth would index a proxy's HTML page like a dict: TypeError, a "bug"
+                raise ax.RefreshError(f"the token endpoint answered HTTP {resp.status} with"
+                                      " something that is not OAuth JSON (an HTML page?)",
+                                      retryable=True)
             return resp
 
     return OneAttempt(session)
+
+
+def _is_json_object(data: Any) -> bool:
+    try:
+        return isinstance(json.loads(data), dict)
+    except (ValueError, TypeError):
+        return False
 
 
 def _classify(check: GcsCheck, what: str, permission: str, exc: Exception,
@@ -347,7 +362,20 @@ def _classify(check: GcsCheck, what: str, permission: str, exc: Exception,
             msg += mixup(reason, (check.emulator or DEFAULT_ENDPOINT).startswith("https:"), exc)
         return CheckFailed(reason, msg + (" (getting an OAuth token)" if token else ""),
                            f"{TLS_HINT}; {hint}" if reason is Reason.TLS else hint)
+    if _raised_in_library(exc):  # e.g. api_core indexing {"error": "not found"} like GCS's dict
+        return CheckFailed(Reason.UNEXPECTED, f"{what} at {target} got an answer the client"
+                           f" library cannot read ({type(exc).__name__}): is the endpoint the GCS"
+                           " JSON API?", check.hint(key))
     raise exc
+
+
+def _raised_in_library(exc: BaseException) -> bool:
+    """The innermost frame is google-cloud/google-auth/requests code: it choked on an answer."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    name = tb.tb_frame.f_globals.get("__name__", "") if tb is not None else ""
+    return name.startswith(("google.", "requests.", "urllib3."))
 
 
 def _http_failure(check: GcsCheck, what: str, permission: str, exc: Any,

@@ -77,13 +77,9 @@ class RedisCheck(ServiceCheck):
             with self._errors("XLEN"):
                 self.client.xlen(key)
             return "streams available (read-only: XLEN only)"
-        try:
-            with self._errors("XADD/XRANGE"):
-                self.client.xadd(key, {"probe": "1"}, maxlen=1)
-                self.client.pexpire(key, CANARY_TTL_MS)
-                entries = self.client.xrange(key, count=1)
-        finally:
-            self._delete(key)
+        _, _, entries, _ = self._pipelined(
+            "XADD/XRANGE", ("XADD", key, "MAXLEN", "1", "*", "probe", "1"),
+            ("PEXPIRE", key, CANARY_TTL_MS), ("XRANGE", key, "-", "+", "COUNT", "1"), ("DEL", key))
         if len(entries) != 1:
             raise CheckFailed(Reason.UNEXPECTED, f"XRANGE returned {len(entries)} entries after"
                               " one XADD", self.hint("url"))
@@ -110,12 +106,8 @@ class RedisCheck(ServiceCheck):
             return skip("skipped: --read-only")
         key = f"platctl:canary:{self.ctx.run_id}"
         token = secrets.token_hex(8)
-        try:
-            with self._errors("SET/GET"):
-                self.client.set(key, token, px=CANARY_TTL_MS, nx=True)
-                got = self.client.get(key)
-        finally:
-            self._delete(key)
+        _, got, _ = self._pipelined("SET/GET", ("SET", key, token, "PX", CANARY_TTL_MS, "NX"),
+                                    ("GET", key), ("DEL", key))
         if got is None or got.decode(errors="replace") != token:
             raise CheckFailed(Reason.UNEXPECTED, "the canary read back a different value"
                               " (is something else writing platctl: keys?)", self.hint("url"))
@@ -131,13 +123,28 @@ class RedisCheck(ServiceCheck):
             return None
         return name.decode() if isinstance(name, bytes) else str(name)
 
-    def _delete(self, key: str) -> None:
+    def _pipelined(self, what: str, *commands: tuple) -> list:
+        """Send `commands` in one write on the check's connection, then read every reply.
+        A canary's DEL travels with the write it undoes: the server runs them in order even
+        when platctl stopped listening (SIGINT, a timeout, a crash), so a stalled server that
+        executes the write late deletes it too. A separate DEL after a timeout could overtake
+        the write (another connection) and leave it behind; an XADD whose PEXPIRE never came
+        would stay forever. The TTL stays as the backstop for a batch cut in half."""
         import redis
 
-        try:
-            self.client.delete(key)
-        except redis.RedisError:
-            pass  # the TTL removes it anyway
+        conn = self.client.connection
+        with self._errors(what):
+            conn.send_packed_command(conn.pack_commands(commands))
+            replies: list = []
+            for cmd in commands:  # read them all, errors too: the connection stays in sync
+                try:
+                    replies.append(self.client.parse_response(conn, cmd[0]))
+                except redis.ResponseError as exc:
+                    replies.append(exc)
+            for reply in replies:
+                if isinstance(reply, redis.ResponseError):
+                    raise reply
+        return replies
 
     def _errors(self, what: str) -> "_RedisErrors":
         return _RedisErrors(self, what)
@@ -187,6 +194,10 @@ def _classify(check: RedisCheck, what: str, exc: Exception) -> CheckFailed:
             return CheckFailed(Reason.SERVER, f"Redis is out of memory: {exc}", hint)
         if "unknown command" in text:
             return CheckFailed(Reason.UNEXPECTED, f"the server does not know {what}: {exc}", hint)
+        if "DB index is out of range" in text:  # the SELECT sent on connect for /N in the URL
+            db = urlsplit(check.url).path.strip("/") or "0"
+            return CheckFailed(Reason.MISSING, f"database {db} does not exist on the server"
+                               " (DB index is out of range: see its `databases` setting)", hint)
         return CheckFailed(Reason.SERVER, f"Redis answered {what} with an error: {exc}", hint)
     if isinstance(exc, (rx.ConnectionError, rx.TimeoutError, OSError)):
         reason = classify(exc)

@@ -3,6 +3,7 @@ the exit code are the runtime's own), or never start it at all."""
 from __future__ import annotations
 
 import os
+import signal
 
 from platctl import io
 from platctl.checks.base import CheckFailed
@@ -42,6 +43,7 @@ def boot(req: Request, command_args: tuple[str, ...]) -> ExitCode:
         return _NOT_RUNNABLE.get(failed.reason, ExitCode.NOT_FOUND)
     err.write(f"platctl: starting {argv[0]} (exec, pid {os.getpid()})\n")
     err.flush()
+    saved = _commit_to_exec()
     try:
         os.execve(program, list(argv), dict(io.streams.env))
     except FileNotFoundError:
@@ -50,4 +52,27 @@ def boot(req: Request, command_args: tuple[str, ...]) -> ExitCode:
     except OSError as exc:
         err.write(f"platctl: cannot execute {argv[0]}: {exc.strerror}\n")
         return ExitCode.NOT_EXECUTABLE
+    finally:  # reached only when the exec failed: platctl carries on, with its handlers
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
     return ExitCode.INTERNAL  # unreachable: exec does not return
+
+
+def _commit_to_exec() -> dict:
+    """Close the last window in which a signal could be lost and the runtime start anyway:
+    one arriving inside os.execve's C code, before the exec, trips Python's flag but its
+    handler never runs. With INT/TERM blocked, a signal that came before has raised by the
+    time pthread_sigmask returns; the handlers then go back to the defaults execve would give
+    the runtime anyway, and unblocking lets a signal that came meanwhile end platctl, by that
+    signal, before anything is exec'd."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}  # an in-process call from a test thread: signals are not ours to change
+    both = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, both)
+    saved = {sig: signal.getsignal(sig) for sig in both if callable(signal.getsignal(sig))}
+    for sig in saved:  # caught: reset, as exec does; an ignored signal stays ignored
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    return saved

@@ -31,7 +31,9 @@ def load_profile(ref: str | None):
     from platctl.profiles.loader import load
 
     env = io.streams.env
-    profile = load(ref or env.get("PLATCTL_PROFILE") or "vm", env, Path.cwd())
+    if ref is None:  # an explicit `-p ""` is refused by load(), not read as "the default"
+        ref = env.get("PLATCTL_PROFILE") or "vm"
+    profile = load(ref, env, Path.cwd())
     io.streams.secrets |= profile.secret_values()
     return profile
 
@@ -68,8 +70,8 @@ def execute(req: Request, command_args: tuple[str, ...] = ()):
 
 def emit(report: Report, fmt: str, stream: TextIO) -> None:
     # A SIGTERM mid-write must not cut `-o json` into half a document: it waits for the end.
-    with io.streams.whole():
-        _emit(report, fmt, stream)
+    with io.streams.whole(stream) as whole:
+        _emit(report, fmt, whole)
 
 
 def _emit(report: Report, fmt: str, stream: TextIO) -> None:
