@@ -37,6 +37,15 @@ BASE_PROFILE: dict[str, Any] = {
 }
 
 
+# What an HTTP check must say for the emulators' common bad answers: (fault, reason, words).
+BAD_HTTP_ANSWERS = [
+    ("html", "unexpected", ("HTML page", "proxy")),
+    ("http500", "server", ("HTTP 500",)),
+    ("reset", "reset", ("reset",)),
+    ("garbage", "unexpected", ("did not answer with valid HTTP",)),
+]
+
+
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in over.items():

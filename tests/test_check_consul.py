@@ -10,7 +10,7 @@ import pytest
 
 from tests.emulators.base import Reply
 from tests.emulators.consul import GOOD_TOKEN, LIMITED_TOKEN, ConsulEmulator
-from tests.support import assert_fail, by_id, platctl, run_report, write_profile
+from tests.support import BAD_HTTP_ANSWERS, assert_fail, by_id, platctl, run_report, write_profile
 
 IDS = ("consul.leader", "consul.token", "consul.agent", "consul.services")
 URL_KEYS = "CONSUL_HOST / CONSUL_PORT / CONSUL_SCHEME"
@@ -114,12 +114,7 @@ def test_tls_against_plaintext_server(tmp_path, emu):
     assert_fail(r["consul.leader"], "tls", "TLS handshake", hint="CONSUL_SCHEME")
 
 
-@pytest.mark.parametrize("fault, reason, words", [
-    ("html", "unexpected", ("HTML page", "proxy")),
-    ("http500", "server", ("HTTP 500",)),
-    ("reset", "reset", ("reset",)),
-    ("garbage", "unexpected", ("did not answer with valid HTTP",)),
-])
+@pytest.mark.parametrize("fault, reason, words", BAD_HTTP_ANSWERS)
 def test_bad_answers(tmp_path, emu, fault, reason, words):
     emu.fault = fault
     _, r = consul(tmp_path, emu.url, GOOD_TOKEN)

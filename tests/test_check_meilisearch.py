@@ -9,7 +9,7 @@ import pytest
 
 from tests.emulators.base import Reply
 from tests.emulators.meilisearch import MeilisearchEmulator
-from tests.support import assert_fail, by_id, platctl, run_report, write_profile
+from tests.support import BAD_HTTP_ANSWERS, assert_fail, by_id, platctl, run_report, write_profile
 
 IDS = ("meilisearch.health", "meilisearch.auth", "meilisearch.indexes")
 
@@ -111,12 +111,7 @@ def test_tls_against_plaintext_server(tmp_path, emu):
     assert_fail(r["meilisearch.health"], "tls", "TLS handshake", hint="MEILISEARCH_URL")
 
 
-@pytest.mark.parametrize("fault, reason, words", [
-    ("html", "unexpected", ("HTML page", "proxy")),
-    ("http500", "server", ("HTTP 500",)),
-    ("reset", "reset", ("reset",)),
-    ("garbage", "unexpected", ("did not answer with valid HTTP",)),
-])
+@pytest.mark.parametrize("fault, reason, words", BAD_HTTP_ANSWERS)
 def test_bad_answers(tmp_path, emu, fault, reason, words):
     emu.fault = fault
     _, r = meili(tmp_path, emu.url, emu.master_key)

@@ -9,7 +9,15 @@ import jwt
 import pytest
 
 from tests.emulators.supabase import SupabaseEmulator
-from tests.support import assert_fail, by_id, hung_server, platctl, run_report, write_profile
+from tests.support import (
+    BAD_HTTP_ANSWERS,
+    assert_fail,
+    by_id,
+    hung_server,
+    platctl,
+    run_report,
+    write_profile,
+)
 
 IDS = ("supabase.keys", "supabase.rest", "supabase.auth", "supabase.storage")
 DAY = 24 * 3600
@@ -312,12 +320,7 @@ def test_tls_against_plaintext_server(tmp_path, emu):
     assert "CA bundle" in r["supabase.rest"].hint
 
 
-@pytest.mark.parametrize("fault, reason, words", [
-    ("html", "unexpected", ("HTML page", "proxy")),
-    ("http500", "server", ("HTTP 500",)),
-    ("reset", "reset", ("reset",)),
-    ("garbage", "unexpected", ("did not answer with valid HTTP",)),
-])
+@pytest.mark.parametrize("fault, reason, words", BAD_HTTP_ANSWERS)
 def test_bad_answers(tmp_path, emu, fault, reason, words):
     emu.fault = fault
     report, r = supa(tmp_path, emu.url, **keys_of(emu))
