@@ -20,7 +20,7 @@ from platctl.checks import MODULES
 from platctl.checks.base import CheckContext, CheckFailed, Outcome
 from platctl.profiles.model import Profile
 from platctl.result import CheckResult, PlaneResult, Reason, Report, Status, plane_status
-from platctl.secrets import scrub
+from platctl.secrets import remember, scrub
 
 GRACE = 0.15  # lets a client's own (more specific) timeout error win the race with ours
 CLEANUP_WAIT = 0.5  # how long cancelled workers get to delete their canaries
@@ -93,6 +93,7 @@ def run(profile: Profile, opts: Options, env: Mapping[str, str]) -> RunOutcome:
     ctx = CheckContext(profile=profile, timeout=opts.timeout, read_only=opts.read_only,
                        run_id=uuid.uuid4().hex[:12], runtime_command=opts.runtime_command,
                        env=env)
+    remember(profile.secret_values())  # checks clip() server texts with them
     meta = _Meta(profile.secret_values(),
                  {s.name: profile.section(s.name).required for s in contract.SERVICES})
     started = opts.started_at or time.monotonic()

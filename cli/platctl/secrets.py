@@ -145,6 +145,21 @@ class SecretURL:
                 "description": "URL; a password inside it is treated as a secret"}
 
 
+_KNOWN: set[str] = set()  # the loaded profile's secrets, for clip(); see remember()
+
+
+def remember(secrets: "frozenset[str] | set[str]") -> None:
+    """Make the profile's secrets known to clip() (the runner calls it before any check)."""
+    _KNOWN.update(secrets)
+
+
+def clip(text: object, limit: int = 160) -> str:
+    """Server text fit for a message: one line, every known secret masked *before* it is cut
+    to `limit` (a secret cut in half would no longer match the scrubber)."""
+    text = scrub(" ".join(str(text).split()), _KNOWN)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def scrub(text: str, secrets: "frozenset[str] | set[str]") -> str:
     """Last line of defence for texts we did not build (exception messages, server answers):
     mask every known secret value, longest first so a secret containing another is masked
@@ -157,8 +172,11 @@ def scrub(text: str, secrets: "frozenset[str] | set[str]") -> str:
         text = text.replace(s, MASK)
     # every cut secret's span first, on the same text: masking one canary's head must not
     # hide the head of another that starts alike
+    # A run must hold more than half of its secret: an 8-character head alone is often a
+    # word ("platform-...", "sandbox-...") that would be masked all over unrelated text.
+    # Our own truncations cannot cut a secret (clip() masks before it cuts).
     spans = sorted(span for s in ordered if len(s) > FRAGMENT and not isinstance(s, WholeOnly)
-                   for span in _cuts(text, s))
+                   for span in _cuts(text, s) if span[1] - span[0] > len(s) // 2)
     merged: list[list[int]] = []
     for a, b in spans:
         if merged and a <= merged[-1][1]:

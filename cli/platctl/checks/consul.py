@@ -22,6 +22,7 @@ from urllib.parse import quote
 from platctl.checks.base import CheckFailed, Outcome, ServiceCheck, Step, warn
 from platctl.checks.http import HttpProbe
 from platctl.result import Reason, Status
+from platctl.secrets import clip
 
 FILTERED = "X-Consul-Results-Filtered-By-ACLs"
 
@@ -201,10 +202,9 @@ class ConsulCheck(ServiceCheck):
 
     def _clean(self, text: str, limit: int = 200) -> str:
         """Server text fit for a message: one line, bounded, and never the secret."""
-        text = " ".join(text.split())
         if self.secret:
             text = text.replace(self.secret, "***")
-        return text if len(text) <= limit else text[:limit] + "..."
+        return clip(text, limit)
 
     def _failure(self, resp: Any, what: str, permission: str = "") -> CheckFailed:
         """Classify a non-success answer on (status, words of the plain-text body)."""

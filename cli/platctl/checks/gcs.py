@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from platctl.checks.base import CheckFailed, Outcome, ServiceCheck, Step, skip, warn
 from platctl.checks.errors import TLS_HINT, classify, describe, mixup
 from platctl.result import Reason
+from platctl.secrets import clip
 
 DEFAULT_ENDPOINT = "https://storage.googleapis.com"
 PERMISSIONS = ("storage.objects.create", "storage.objects.get", "storage.objects.delete")
@@ -458,8 +459,7 @@ def _host_port(url: str) -> str:
 
 
 def _short(text: object, limit: int = 160) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[:limit] + "..."
+    return clip(text, limit)
 
 
 CHECK = GcsCheck

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from platctl.checks.base import CheckContext, CheckFailed
 from platctl.checks.errors import TLS_HINT, classify, describe, mixup
 from platctl.result import Reason
+from platctl.secrets import clip
 
 
 class HttpProbe:
@@ -84,7 +85,6 @@ def json_object(resp: Any) -> dict[str, Any]:
 
 
 def _short(text: str, limit: int = 120) -> str:
-    text = " ".join(text.split())
     if text.lstrip().startswith("<"):
         return "an HTML page"
-    return text if len(text) <= limit else text[:limit] + "..."
+    return clip(text, limit)

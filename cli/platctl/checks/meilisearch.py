@@ -19,6 +19,7 @@ from urllib.parse import quote
 from platctl.checks.base import CheckFailed, Outcome, ServiceCheck, Step, warn
 from platctl.checks.http import HttpProbe, json_object
 from platctl.result import Reason
+from platctl.secrets import clip
 
 
 class MeilisearchCheck(ServiceCheck):
@@ -166,7 +167,7 @@ def _code(resp: Any) -> str | None:
 
 
 def _message(resp: Any) -> str:
-    return str(json_object(resp).get("message", ""))[:200]
+    return clip(json_object(resp).get("message", ""), 200)
 
 
 def _names(uids: list[str]) -> str:

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from platctl.checks.base import CheckFailed, Outcome, ServiceCheck, Step, warn
 from platctl.checks.http import HttpProbe, json_object
 from platctl.result import Reason
+from platctl.secrets import clip
 
 OPAQUE = {"sb_secret_": "service_role", "sb_publishable_": "anon"}
 WANTED = {"service_key": "service_role", "anon_key": "anon"}
@@ -328,7 +329,7 @@ class SupabaseCheck(ServiceCheck):
 def _message(body: dict[str, Any]) -> str:
     for k in ("message", "msg", "error"):
         if isinstance(body.get(k), str) and body[k]:
-            return " ".join(body[k].split())[:200]
+            return clip(body[k], 200)
     return ""
 
 

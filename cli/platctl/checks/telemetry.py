@@ -27,6 +27,7 @@ from platctl.checks.base import CheckFailed, Outcome, ServiceCheck, Step, warn
 from platctl.checks.errors import TLS_HINT, classify, describe
 from platctl.checks.http import HttpProbe
 from platctl.result import Reason
+from platctl.secrets import clip
 
 HTTP_PORT, GRPC_PORT, HEALTH_PORT = 4318, 4317, 13133
 TRACES = "/v1/traces"
@@ -362,10 +363,10 @@ def _grpc_frame(body: bytes) -> bool:
 
 
 def _snippet(resp: Any, limit: int = 100) -> str:
-    text = " ".join(resp.text.split())
+    text = resp.text.strip()
     if text.startswith("<"):
         return "an HTML page"
-    return (text[:limit] + "...") if len(text) > limit else (text or "empty body")
+    return clip(text, limit) if text else "empty body"
 
 
 CHECK = TelemetryCheck
