@@ -17,7 +17,7 @@ def redis_report(tmp_path, url, **opts):
     sections = {"redis": {"url": url}}
     if tls:
         sections["tls"] = tls
-    return run_report(write_profile(tmp_path, **sections), only=("redis",),
+    return run_report(write_profile(tmp_path, **sections), only=opts.pop("only", ("redis",)),
                       timeout=opts.pop("timeout", 2), **opts)
 
 
@@ -193,3 +193,10 @@ def test_password_never_printed_in_any_format(tmp_path, redis_server, fmt):
     proc = platctl("validate", "-p", str(profile), "--only", "redis", "-o", fmt)
     assert proc.returncode == 1
     assert "wrong-" + fmt + "-pw-4411" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("only", ["redis.streams", "redis.canary", "redis.eviction"])
+def test_a_step_run_alone_classifies_a_refused_connection(tmp_path, only):
+    # Without redis.ping the step itself makes the connection: found by the fuzzer (exit 3).
+    r = by_id(redis_report(tmp_path, "redis://127.0.0.1:1/0", only=(only,)))
+    assert r[only].reason.value == "refused", r[only]

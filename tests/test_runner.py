@@ -88,3 +88,13 @@ def test_every_module_declares_exactly_the_contract_ids(tmp_path):
     for spec in contract.SERVICES:
         check = importlib.import_module(MODULES[spec.name]).CHECK(ctx)
         assert tuple(s.id for s in check.steps()) == spec.check_ids, spec.name
+
+
+@pytest.mark.parametrize("check_id", contract.CHECK_IDS)
+def test_every_check_run_alone_against_a_refusing_stack_is_classified(tmp_path, check_id):
+    # Selected alone, a step cannot lean on an earlier one (its connection, its state):
+    # whatever it meets must still be a classified verdict, never an internal error.
+    report = run_report(write_profile(tmp_path, duckdb={"path": str(tmp_path / "d.duckdb")}),
+                        only=(check_id,), timeout=2)
+    result = by_id(report)[check_id]
+    assert result.reason is None or result.reason.value != "internal", result

@@ -132,8 +132,8 @@ class RedisCheck(ServiceCheck):
         would stay forever. The TTL stays as the backstop for a batch cut in half."""
         import redis
 
-        conn = self.client.connection
         with self._errors(what):
+            conn = self.client.connection  # connects (the client is single-connection)
             conn.send_packed_command(conn.pack_commands(commands))
             replies: list = []
             for cmd in commands:  # read them all, errors too: the connection stays in sync
