@@ -93,8 +93,9 @@ def run(profile: Profile, opts: Options, env: Mapping[str, str]) -> RunOutcome:
     ctx = CheckContext(profile=profile, timeout=opts.timeout, read_only=opts.read_only,
                        run_id=uuid.uuid4().hex[:12], runtime_command=opts.runtime_command,
                        env=env)
-    remember(profile.secret_values())  # checks clip() server texts with them
-    meta = _Meta(profile.secret_values(),
+    secrets = profile.secret_values()
+    remember(secrets)  # checks clip() server texts with them
+    meta = _Meta(secrets,
                  {s.name: profile.section(s.name).required for s in contract.SERVICES})
     started = opts.started_at or time.monotonic()
     results: list[CheckResult] = []
