@@ -113,6 +113,16 @@ class ServiceCheck:
     def close(self) -> None:
         """Release clients and remove anything the run created. Always called."""
 
+    def header_secret(self, field: str) -> str | None:
+        """The secret in profile `field` as it can travel in an HTTP header: trimmed (a pasted
+        newline is not part of it), or CONFIG naming its key when no header can carry it."""
+        secret = getattr(self.cfg, field)
+        value = secret.get_secret_value().strip() if secret is not None else ""
+        if value and (not value.isascii() or not value.isprintable() or " " in value):
+            raise CheckFailed(Reason.CONFIG, f"{self.env.get(field, field)} contains characters"
+                              " that cannot be sent in an HTTP header", self.hint(field))
+        return value or None
+
     def hint(self, *fields: str) -> str:
         """'check REDIS_URL (profile: redis.url)' for the given profile fields."""
         section = "execution" if self.service == "runtime" else self.service

@@ -37,13 +37,7 @@ class ConsulCheck(ServiceCheck):
 
     @cached_property
     def secret(self) -> str | None:
-        if self.cfg.token is None:
-            return None
-        token = self.cfg.token.get_secret_value().strip()  # a pasted newline is not the token
-        if not token.isascii() or not token.isprintable():
-            raise CheckFailed(Reason.CONFIG, "CONSUL_TOKEN contains characters that cannot be"
-                              " sent in an HTTP header", self.hint("token"))
-        return token
+        return self.header_secret("token")
 
     @cached_property
     def probe(self) -> HttpProbe:

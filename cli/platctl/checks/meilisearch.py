@@ -34,13 +34,8 @@ class MeilisearchCheck(ServiceCheck):
     @cached_property
     def bearer(self) -> dict[str, str]:
         """The Authorization header, or none at all when no key is configured."""
-        if self.cfg.api_key is None:
-            return {}
-        key = self.cfg.api_key.get_secret_value().strip()  # a pasted newline is not the key
-        if not key.isascii() or not key.isprintable():
-            raise CheckFailed(Reason.CONFIG, "the API key contains characters that cannot be"
-                              " sent in an HTTP header", self.hint("api_key"))
-        return {"Authorization": f"Bearer {key}"}
+        key = self.header_secret("api_key")
+        return {"Authorization": f"Bearer {key}"} if key else {}
 
     def prepare(self) -> None:
         self.probe  # builds the HTTP client (TLS context) outside the first step's timing

@@ -240,12 +240,9 @@ class SupabaseCheck(ServiceCheck):
         return (self._raw(name) or "").startswith("sb_")
 
     def _headers(self, name: str) -> dict[str, str]:
-        key = self._raw(name)
+        key = self.header_secret(name)
         if key is None:
             raise CheckFailed(Reason.CONFIG, f"{self.env[name]} is not set", self.hint(name))
-        if not key.isascii() or not key.isprintable() or " " in key:
-            raise CheckFailed(Reason.CONFIG, f"{self.env[name]} contains characters that cannot"
-                              " be sent in an HTTP header", self.hint(name))
         info = inspect_key(key)
         if info is not None and info.kind == "jwt":
             return {"apikey": key, "Authorization": f"Bearer {key}"}
