@@ -39,7 +39,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 PROFILE = typer.Option(None, "-p", "--profile", metavar="NAME|PATH",
-                       help="Profile name or path [default: $PLATCTL_PROFILE, else vm].")
+                       help="Profile name or path (default: $PLATCTL_PROFILE, else vm).")
 OUTPUT = typer.Option(Output.table, "-o", "--output", help="Report format.")
 TIMEOUT = typer.Option(5.0, "--timeout", min=0.1, max=3600, metavar="SECONDS",
                        help="Deadline of each check.")
@@ -49,25 +49,59 @@ FAIL_FAST = typer.Option(False, "--fail-fast", help="Stop at the first failed ch
 READ_ONLY = typer.Option(False, "--read-only", help="No check writes anything anywhere.")
 
 
+def _duration():
+    def parse(value: Optional[str]) -> Optional[float]:
+        if value is None:
+            return None
+        from platctl.durations import DurationError, parse_duration
+
+        try:
+            return parse_duration(value)
+        except DurationError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return parse
+
+
+WAIT = typer.Option(None, "--wait", metavar="DURATION", callback=_duration(),
+                    help="Retry transient failures (refused, timeout, 5xx, loading...) with"
+                         " backoff until DURATION (90s, 2m); permanent ones end the wait."
+                         " Exit 124 when the deadline passes.")
+READY_FILE = typer.Option(None, "--ready-file", metavar="PATH",
+                          help="Write PATH once every required check passed (startup probes).")
+
+
 @app.command()
 def validate(profile: Optional[str] = PROFILE, output: Output = OUTPUT,
              timeout: float = TIMEOUT, only: Optional[list[str]] = ONLY,
              skip: Optional[list[str]] = SKIP, fail_fast: bool = FAIL_FAST,
              keep_going: bool = typer.Option(False, "--keep-going",
                                              help="Run every plane even after one failed."),
-             read_only: bool = READ_ONLY) -> int:
+             read_only: bool = READ_ONLY, wait: Optional[str] = WAIT,
+             ready_file: Optional[str] = READY_FILE,
+             watch: Optional[str] = typer.Option(
+                 None, "--watch", metavar="SECONDS", callback=_duration(),
+                 help="Re-run the checks every SECONDS as a live dashboard; Ctrl-C ends it"
+                      " with a summary.")) -> int:
     """Run every check, print the report, exit 0 (ready) or 1 (not ready)."""
     from platctl.commands.validate import Request, validate as run
 
-    return run(Request(profile, output.value, timeout, tuple(only or ()), tuple(skip or ()),
-                       fail_fast, keep_going, read_only))
+    req = Request(profile, output.value, timeout, tuple(only or ()), tuple(skip or ()),
+                  fail_fast, keep_going, read_only, wait=wait, ready_file=ready_file)
+    if watch is not None:
+        if wait is not None or ready_file is not None:
+            raise typer.BadParameter("--watch cannot be combined with --wait or --ready-file")
+        from platctl.commands.watch import watch as run_watch
+
+        return run_watch(req, watch)
+    return run(req)
 
 
 @app.command(context_settings={"allow_interspersed_args": False})
 def boot(profile: Optional[str] = PROFILE, output: Output = OUTPUT,
          timeout: float = TIMEOUT, only: Optional[list[str]] = ONLY,
          skip: Optional[list[str]] = SKIP, fail_fast: bool = FAIL_FAST,
-         read_only: bool = READ_ONLY,
+         read_only: bool = READ_ONLY, wait: Optional[str] = WAIT,
+         ready_file: Optional[str] = READY_FILE,
          command: Optional[list[str]] = typer.Argument(None, metavar="[-- CMD ARGS...]",
                                                        help="Runtime command (after --).")) -> int:
     """Validate, then exec the runtime (same PID) only if every required check passed."""
@@ -75,7 +109,22 @@ def boot(profile: Optional[str] = PROFILE, output: Output = OUTPUT,
     from platctl.commands.validate import Request
 
     return run(Request(profile, output.value, timeout, tuple(only or ()), tuple(skip or ()),
-                       fail_fast, False, read_only), tuple(command or ()))
+                       fail_fast, False, read_only, wait=wait, ready_file=ready_file),
+               tuple(command or ()))
+
+
+@app.command()
+def diagnose(service: str = typer.Argument(..., metavar="SERVICE|all",
+                                           help="A service name (see `platctl contract`)"
+                                                " or `all`."),
+             profile: Optional[str] = PROFILE,
+             output: Output = typer.Option(Output.table, "-o", "--output",
+                                           help="table or json."),
+             timeout: float = TIMEOUT) -> int:
+    """On-call view of a service, layer by layer: DNS, TCP, TLS, auth, operations."""
+    from platctl.commands.diagnose import diagnose as run
+
+    return run(service, profile, output.value, timeout)
 
 
 @app.command()

@@ -21,6 +21,8 @@ class Request:
     fail_fast: bool
     keep_going: bool
     read_only: bool
+    wait: float | None = None  # --wait: seconds until the deadline (commands/wait.py)
+    ready_file: str | None = None  # --ready-file: written only after a pass
 
 
 class UsageError(Exception):
