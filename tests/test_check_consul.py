@@ -111,7 +111,7 @@ def test_dns(tmp_path):
 
 def test_tls_against_plaintext_server(tmp_path, emu):
     _, r = consul(tmp_path, emu.url.replace("http://", "https://"), GOOD_TOKEN)
-    assert_fail(r["consul.leader"], "tls", "TLS handshake", hint="CONSUL_SCHEME")
+    assert_fail(r["consul.tls"], "tls", "TLS handshake", hint="CONSUL_SCHEME")
 
 
 @pytest.mark.parametrize("fault, reason, words", BAD_HTTP_ANSWERS)

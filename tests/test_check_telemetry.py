@@ -159,8 +159,8 @@ def test_dns(tmp_path):
 
 def test_tls_against_plaintext_collector(tmp_path, emu):
     _, r = otlp(tmp_path, emu.url.replace("http://", "https://"))
-    assert_fail(r["telemetry.connect"], "tls", "TLS handshake", hint=ENDPOINT)
-    assert "tls.ca_file" in r["telemetry.connect"].hint
+    assert_fail(r["telemetry.tls"], "tls", "TLS handshake", hint=ENDPOINT)
+    assert "tls.ca_file" in r["telemetry.tls"].hint
 
 
 # -- port/protocol mix-ups -----------------------------------------------------------------------

@@ -36,15 +36,21 @@ def _svc(name: str, plane: str, purpose: str, env: str, *checks: tuple[str, str]
                        tuple(CheckSpec(f"{name}.{aspect}", summary) for aspect, summary in checks))
 
 
+# Every network service's certificate check, before its first step that connects; added
+# generically (ServiceCheck.all_steps, checks/tls.py). A plaintext endpoint: skip, no connection.
+TLS_CHECK = ("tls", "certificate trusted, matches the host, not expiring within 14 days")
+
 SERVICES: tuple[ServiceSpec, ...] = (
     _svc("redis", "data", "hot state, WAL (streams), events",
          "REDIS_URL SSL_CERT_FILE",
+         TLS_CHECK,
          ("ping", "connect, authenticate and PING; server version"),
          ("streams", "streams usable (the WAL needs XADD/XRANGE)"),
          ("eviction", "maxmemory-policy is noeviction"),
          ("canary", "write, read back and delete a TTL'd platctl: key")),
     _svc("arango", "data", "durable state and graph",
          "ARANGO_URL ARANGO_USERNAME ARANGO_PASSWORD ARANGO_ROOT_PASSWORD ARANGO_DATABASE",
+         TLS_CHECK,
          ("available", "server answers availability and is not read-only"),
          ("auth", "credentials accepted"),
          ("database", "the database exists and is accessible"),
@@ -52,18 +58,21 @@ SERVICES: tuple[ServiceSpec, ...] = (
          ("collections", "the profile's collections exist (or are created)")),
     _svc("supabase", "data", "registry, auth, tenancy, file metadata",
          "SUPABASE_URL SUPABASE_SERVICE_KEY SUPABASE_ANON_KEY",
+         TLS_CHECK,
          ("keys", "service and anon keys have the right role and are not expired"),
          ("rest", "PostgREST answers with the service key"),
          ("auth", "GoTrue health with the anon key"),
          ("storage", "storage lists buckets with the service key")),
     _svc("gcs", "data", "blob bytes",
-         "GCS_PROJECT_ID GCS_BUCKET_NAME GCS_CREDENTIALS_JSON STORAGE_EMULATOR_HOST",
+         "GCS_PROJECT_ID GCS_BUCKET_NAME GCS_CREDENTIALS_JSON GCS_ENDPOINT STORAGE_EMULATOR_HOST",
          ("credentials", "service-account credentials parse"),
+         TLS_CHECK,
          ("bucket", "the bucket exists and is readable"),
          ("permissions", "objects create/get/delete are granted"),
          ("canary", "write, read back and delete a platctl-canary/ object")),
     _svc("meilisearch", "data", "full-text search",
          "MEILISEARCH_URL MEILISEARCH_HOST MEILISEARCH_PORT MEILI_MASTER_KEY",
+         TLS_CHECK,
          ("health", "/health answers available"),
          ("auth", "the API key is valid"),
          ("indexes", "the profile's indexes exist")),
@@ -74,6 +83,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
          ("schema", "a schema can be created (rolled back)")),
     _svc("consul", "control", "service discovery",
          "CONSUL_HOST CONSUL_PORT CONSUL_SCHEME CONSUL_TOKEN",
+         TLS_CHECK,
          ("leader", "the cluster has a leader"),
          ("token", "the ACL token is valid"),
          ("agent", "the agent answers with version and datacenter"),
@@ -81,6 +91,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     _svc("telemetry", "control", "OTLP traces and metrics",
          "OTEL_EXPORTER_OTLP_ENDPOINT OTEL_EXPORTER_OTLP_PROTOCOL OTEL_EXPORTER_OTLP_HEADERS",
          ("endpoint", "the endpoint parses and matches the protocol"),
+         TLS_CHECK,
          ("connect", "TCP connect to the collector"),
          ("export", "an empty OTLP export is accepted")),
     _svc("runtime", "execution", "the process that boot starts",

@@ -53,6 +53,10 @@ class Step:
     id: str
     run: Callable[[], "str | Outcome"]
     gate: bool = True  # a failure here makes the service's later steps meaningless
+    # Starts together with the step before it instead of after it (a wave, see runner): only
+    # for a step that needs nothing the earlier ones of its wave set up, and whose answer is
+    # harmless to have asked for if one of them fails (it is then reported `not run`).
+    parallel: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,14 @@ class ServiceCheck:
 
     def steps(self) -> Sequence[Step]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def all_steps(self) -> Sequence[Step]:
+        """What the runner runs: the service's steps with `SERVICE.tls` (the endpoint's
+        certificate, checks/tls.py) before the first one that connects. One place for every
+        service, so none can forget it and the TLS verdict always comes before a client's."""
+        from platctl.checks.tls import with_tls_step
+
+        return with_tls_step(self, tuple(self.steps()))
 
     def close(self) -> None:
         """Release clients and remove anything the run created. Always called."""
