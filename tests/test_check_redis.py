@@ -97,6 +97,7 @@ def test_refused_and_dns(tmp_path):
 
 def test_tls_with_ca_from_profile(tmp_path, redis_tls, tls_certs):
     r = by_id(redis_report(tmp_path, redis_tls.url(), tls={"ca_file": str(tls_certs["ca"])}))
+    assert r["redis.tls"].status.value == "pass", r["redis.tls"]
     assert r["redis.ping"].status.value == "pass" and "over TLS" in r["redis.ping"].message
     assert r["redis.canary"].status.value == "pass"
 
@@ -109,8 +110,14 @@ def test_tls_with_ca_from_ssl_cert_file(tmp_path, redis_tls, tls_certs):
 
 
 def test_tls_untrusted_certificate(tmp_path, redis_tls, tls_certs):
-    ping = by_id(redis_report(tmp_path, redis_tls.url(),
-                              tls={"ca_file": str(tls_certs["other_ca"])}))["redis.ping"]
+    untrusted = {"ca_file": str(tls_certs["other_ca"])}
+    r = by_id(redis_report(tmp_path, redis_tls.url(), tls=untrusted))
+    tls = r["redis.tls"]  # the certificate check comes first and is a gate
+    assert tls.reason.value == "tls" and "certificate verify failed" in tls.message
+    assert r["redis.ping"].status.value == "skip"
+    # redis-py's own handshake, with the certificate check skipped, says the same
+    ping = by_id(redis_report(tmp_path, redis_tls.url(), tls=untrusted,
+                              skip=("redis.tls",)))["redis.ping"]
     assert ping.reason.value == "tls" and "certificate verify failed" in ping.message
 
 
@@ -124,8 +131,12 @@ def test_plaintext_client_against_tls_server(tmp_path, redis_tls):
 
 def test_tls_client_against_plaintext_server(tmp_path, redis_server, tls_certs):
     url = redis_server.url().replace("redis://", "rediss://")
-    ping = by_id(redis_report(tmp_path, url, tls={"ca_file": str(tls_certs["ca"])}))["redis.ping"]
+    r = by_id(redis_report(tmp_path, url, tls={"ca_file": str(tls_certs["ca"])}))
     # A plaintext Redis waits for the rest of the "command" the ClientHello started.
+    tls = r["redis.tls"]
+    assert tls.reason.value == "timeout" and "TLS handshake" in tls.message
+    ping = by_id(redis_report(tmp_path, url, tls={"ca_file": str(tls_certs["ca"])},
+                              skip=("redis.tls",)))["redis.ping"]
     assert ping.reason.value == "timeout" and "TLS handshake" in ping.message
 
 

@@ -316,8 +316,8 @@ def test_dns(tmp_path, emu):
 
 def test_tls_against_plaintext_server(tmp_path, emu):
     _, r = supa(tmp_path, emu.url.replace("http://", "https://"), **keys_of(emu))
-    assert_fail(r["supabase.rest"], "tls", "TLS handshake", hint="SUPABASE_URL")
-    assert "CA bundle" in r["supabase.rest"].hint
+    assert_fail(r["supabase.tls"], "tls", "TLS handshake", hint="SUPABASE_URL")
+    assert "CA bundle" in r["supabase.tls"].hint
 
 
 @pytest.mark.parametrize("fault, reason, words", BAD_HTTP_ANSWERS)

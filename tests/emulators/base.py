@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -63,11 +65,18 @@ HTML_PAGE = (b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
 
 
 class Emulator:
-    """Base class: start()/stop() or use as a context manager; ``url`` is the base URL."""
+    """Base class: start()/stop() or use as a context manager; ``url`` is the base URL.
+
+    HTTPS: ``use_tls(certfile, keyfile)`` before start() (or ``tls=`` for a subclass that
+    forwards it). Each connection's handshake runs in its handler thread, so a client that
+    never completes one (or a verification failure) cannot stall the accept loop."""
 
     name = "emulator"
 
-    def __init__(self) -> None:
+    def __init__(self, tls: tuple[str, str] | None = None) -> None:
+        self.tls_context: ssl.SSLContext | None = None
+        if tls is not None:
+            self.use_tls(*tls)
         self.fault = "none"
         self.slow_seconds = 0.0  # delay for fault "slow"
         self.requests: list[Request] = []  # every request seen, for assertions
@@ -87,11 +96,20 @@ class Emulator:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    def use_tls(self, certfile: str | Path, keyfile: str | Path) -> "Emulator":
+        """Serve HTTPS with this certificate (chain) and key; call before start()."""
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(str(certfile), str(keyfile))
+        self.tls_context = ctx
+        return self
 
     def start(self) -> "Emulator":
         handler = _make_handler(self)
         self._server = _QuietServer(("127.0.0.1", 0), handler)
+        self._server.tls_context = self.tls_context
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name=self.name,
                                         kwargs={"poll_interval": 0.05}, daemon=True)
@@ -118,11 +136,16 @@ class Emulator:
 
 
 class _QuietServer(ThreadingHTTPServer):
+    tls_context: ssl.SSLContext | None = None
+
     def get_request(self):  # noqa: ANN201
         conn, addr = super().get_request()
         # Headers and body go out in two writes; without NODELAY, Nagle plus the client's
         # delayed ACK adds ~40 ms to every request.
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls_context is not None:  # handshake later, in the handler's thread
+            conn = self.tls_context.wrap_socket(conn, server_side=True,
+                                                do_handshake_on_connect=False)
         return conn, addr
 
     def handle_error(self, request, client_address) -> None:  # noqa: ANN001
@@ -143,6 +166,13 @@ def _make_handler(emu: Emulator) -> type[BaseHTTPRequestHandler]:
             pass
 
         def handle(self) -> None:
+            if isinstance(self.request, ssl.SSLSocket):
+                try:
+                    self.request.settimeout(10)
+                    self.request.do_handshake()
+                    self.request.settimeout(None)
+                except OSError:  # untrusted by the client, plaintext client, gone: no request
+                    return
             if emu.fault == "hang":  # accept the connection, never answer
                 emu._stopping.wait()
                 return

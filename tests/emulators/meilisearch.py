@@ -3,7 +3,8 @@
 Answers follow the server source: auth in ``crates/meilisearch/src/extractors/authentication/
 {mod,error}.rs``, error codes/statuses in ``crates/meilisearch-types/src/error.rs``, keys in
 ``crates/meilisearch-auth/src/store.rs``. Only the read routes a pre-boot check touches exist:
-``/health``, ``/version``, ``/indexes``, ``/indexes/{uid}``, ``/keys``, ``/keys/{key_or_uid}``.
+``/health``, ``/version``, ``/indexes``, ``/indexes/{uid}``, ``/keys``, ``/keys/{key_or_uid}``,
+and ``POST /multi-search`` (how a check tells a search-only key from an invalid one).
 Failure switches: class docstring; base faults: ``emu.fault`` (see base.py).
 """
 from __future__ import annotations
@@ -53,7 +54,8 @@ class MeilisearchEmulator(Emulator):
     - missing header     -> send no ``Authorization`` or a non-``Bearer`` scheme (401)
     - wrong key          -> ``Bearer <anything not a key>``, ``Bearer`` alone, or
                             ``meilisearch.Client(url, None)`` which sends ``Bearer None`` (403)
-    - key lacks action   -> ``emu.search_key`` on ``/version``, ``/keys`` or ``/indexes/x`` (403)
+    - key lacks action   -> ``emu.search_key`` on ``/version``, ``/keys`` or ``/indexes/x`` (403);
+                            it may still ``POST /multi-search`` (200)
     - key not on index   -> ``emu.add_key(actions=["*"], indexes=["movies"])`` then
                             ``GET /indexes/books`` (403, "cannot acces the index")
     - missing index      -> any uid not in ``emu.indexes`` (404 index_not_found)
@@ -186,10 +188,31 @@ class MeilisearchEmulator(Emulator):
         return {"results": items[offset:offset + limit], "offset": offset, "limit": limit,
                 "total": len(items)}
 
+    def multi_search(self, req: Request) -> Reply:
+        """POST /multi-search (routes/multi_search.rs): GuardedData<ActionPolicy<SEARCH>> with
+        no index in the path, then each query's index is checked; no hits are emulated."""
+        denied = self.authorize(req, "search")
+        if denied:
+            return denied
+        key = self.api_keys.get((req.header("authorization") or "").partition(" ")[2])
+        results = []
+        for query in (req.json() or {}).get("queries", []):
+            uid = query.get("indexUid")
+            if key is not None and not self._index_allowed(key, uid):
+                return self.authorize(req, "search", uid) or self.error("invalid_api_key")
+            if uid not in self.indexes:
+                return self.error("index_not_found", f"Index `{uid}` not found.")
+            results.append({"indexUid": uid, "hits": [], "query": query.get("q", ""),
+                            "processingTimeMs": 0, "limit": 20, "offset": 0,
+                            "estimatedTotalHits": 0})
+        return self.ok({"results": results})
+
     def route(self, req: Request) -> Reply:
         if self.unavailable:  # switch: every route, /health included, answers the 503
             return self.error("too_many_search_requests")
         parts = [unquote(p) for p in req.path.strip("/").split("/")] if req.path != "/" else []
+        if req.path == "/multi-search" and req.method == "POST":
+            return self.multi_search(req)
         if req.method != "GET":  # only the read routes are emulated; actix answers 405 bare
             return Reply(405, b"", None)
         if not parts or len(parts) > 2:  # no route matched: actix's bare 404

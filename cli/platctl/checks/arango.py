@@ -68,10 +68,10 @@ class ArangoCheck(ServiceCheck):
 
     def steps(self) -> Sequence[Step]:
         return (Step("arango.available", self.available),
-                Step("arango.auth", self.auth),
+                Step("arango.auth", self.auth, parallel=True),
                 Step("arango.database", self.database),
-                Step("arango.permission", self.permission, gate=False),
-                Step("arango.collections", self.collections, gate=False))
+                Step("arango.permission", self.permission, gate=False, parallel=True),
+                Step("arango.collections", self.collections, gate=False, parallel=True))
 
     def close(self) -> None:
         if "probe" in self.__dict__:
@@ -109,10 +109,13 @@ class ArangoCheck(ServiceCheck):
                               self.hint("database"))
         if status == 401 and err == ERR_FORBIDDEN:
             creds = "" if self.authenticated else "; or the credentials are wrong"
+            # A managed deployment (ArangoDB Oasis) hands the platform a non-superuser: this
+            # is the answer it gets for a typo in the name and for a forgotten grant alike.
             raise CheckFailed(Reason.MISSING, f"database {self.db} does not exist or user"
-                              f" {self.user} has no access to it (ArangoDB answers 401 for both"
-                              f" to non-superusers){creds}",
-                              f"{self.hint('database')}, or grant {self.user} rw on {self.db}")
+                              f" {self.user} has no access to it (missing or not granted:"
+                              f" ArangoDB answers 401 for both to non-superusers){creds}",
+                              f"{self.hint('database')}, or grant {self.user} rw on {self.db}"
+                              " (as an admin, e.g. the deployment's root user on Oasis)")
         raise self._unexpected(status, body, f"database {self.db}")
 
     def permission(self) -> str:

@@ -50,8 +50,8 @@ class ConsulCheck(ServiceCheck):
 
     def steps(self) -> Sequence[Step]:
         return (Step("consul.leader", self.leader),
-                Step("consul.token", self.token),
-                Step("consul.agent", self.agent, gate=False),
+                Step("consul.token", self.token, parallel=True),
+                Step("consul.agent", self.agent, gate=False, parallel=True),
                 Step("consul.services", self.services, gate=False))
 
     def close(self) -> None:

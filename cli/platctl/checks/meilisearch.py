@@ -42,8 +42,8 @@ class MeilisearchCheck(ServiceCheck):
 
     def steps(self) -> Sequence[Step]:
         return (Step("meilisearch.health", self.health),
-                Step("meilisearch.auth", self.auth),
-                Step("meilisearch.indexes", self.indexes, gate=False))
+                Step("meilisearch.auth", self.auth, parallel=True),
+                Step("meilisearch.indexes", self.indexes, gate=False, parallel=True))
 
     def close(self) -> None:
         if "probe" in self.__dict__:
@@ -78,6 +78,14 @@ class MeilisearchCheck(ServiceCheck):
         if _code(resp) != "missing_authorization_header" or not self.bearer:
             raise self._failure(resp, "GET /version")
         resp = self.probe.get("/version", headers=self.bearer)
+        if resp.status_code == 403 and _code(resp) == "invalid_api_key" and self._searches():
+            # AUTH, not FORBIDDEN: the key configured is the wrong one, as for an unknown key
+            raise CheckFailed(Reason.AUTH, "insufficient scope: the API key is valid but lacks"
+                              " the 'version' action and may only search (a search key, such as"
+                              " Meilisearch Cloud's Default Search API Key); the platform writes"
+                              " documents and manages indexes, which needs an admin key",
+                              "use the Default Admin API Key (or a key with actions [\"*\"]); "
+                              + self.hint("api_key"))
         if resp.status_code != 200:
             raise self._failure(resp, "GET /version")
         return f"API key accepted by Meilisearch {self._version(resp)}"
@@ -117,6 +125,14 @@ class MeilisearchCheck(ServiceCheck):
         return f"{len(wanted)} index(es) present: {', '.join(wanted)}"
 
     # -- helpers ----------------------------------------------------------------------------
+    def _searches(self) -> bool:
+        """Whether the key, refused /version, may search: an empty multi-search needs only the
+        `search` action and touches no index, so 200 means "valid, search scope only" where
+        403 invalid_api_key alone cannot tell an unknown key from a narrow one."""
+        resp = self.probe.request("POST", "/multi-search", headers=self.bearer,
+                                  json={"queries": []})
+        return resp.status_code == 200
+
     def _version(self, resp: Any) -> str:
         body = self.probe.json(resp, "GET /version")
         version = body.get("pkgVersion") if isinstance(body, dict) else None

@@ -2,6 +2,10 @@
 
 redis-py >= 8 retries connection errors ten times and older versions block forever, so the
 client is built with explicit socket timeouts, no retries and one connection (protocols.md §6).
+
+Every answer waited for costs the server's distance (tens of ms to a managed Redis in another
+region), so round trips are counted: redis.ping is two (AUTH on connect, then PING, INFO and
+ACL WHOAMI in one pipeline), every other step one (tests/test_redis_round_trips.py).
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from urllib.parse import urlsplit
 from platctl.checks.base import CheckFailed, Outcome, ServiceCheck, Step, skip, warn
 from platctl.checks.errors import TLS_HINT, classify, describe
 from platctl.result import Reason, Status
+from platctl.secrets import clip
 
 CANARY_TTL_MS = 30_000  # a canary that outlives a killed run still expires on its own
 
@@ -40,9 +45,9 @@ class RedisCheck(ServiceCheck):
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
-        kw = {}
+        kw = _no_client_setinfo()
         if self.tls:
-            kw = {"ssl_ca_certs": self.ctx.ca_file, "ssl_cert_reqs": "required"}
+            kw |= {"ssl_ca_certs": self.ctx.ca_file, "ssl_cert_reqs": "required"}
         return redis.Redis.from_url(
             # Built in the first step, whose deadline includes importing redis-py.
             self.url, socket_timeout=self.budget(), socket_connect_timeout=self.budget(),
@@ -64,10 +69,17 @@ class RedisCheck(ServiceCheck):
 
     # -- steps ------------------------------------------------------------------------------
     def ping(self) -> str:
+        # One round trip after the connection's AUTH: PING, INFO and, when the URL names no
+        # user, ACL WHOAMI travel in one write. An error to PING or INFO fails the step (the
+        # first one wins: PING's NOAUTH before INFO's); WHOAMI's never does.
+        user = urlsplit(self.url).username
+        commands = [("PING",), ("INFO", "server")] + ([] if user else [("ACL WHOAMI",)])
         with self._errors("PING"):
-            self.client.ping()
-            version = self.client.info("server").get("redis_version", "?")
-        user = urlsplit(self.url).username or self._whoami()
+            replies = self._send(*commands)
+            _raise_first(replies[:2])
+        version = replies[1].get("redis_version", "?")
+        if not user:
+            user = _whoami(replies[2])
         how = " over TLS" if self.tls else ""
         return f"PONG from Redis {version} at {self.target}{how}" + (f" as {user}" if user else "")
 
@@ -88,13 +100,16 @@ class RedisCheck(ServiceCheck):
     def eviction(self) -> str | Outcome:
         try:
             with self._errors("CONFIG GET"):
-                policy = self.client.config_get("maxmemory-policy").get("maxmemory-policy")
-        except CheckFailed as failed:
-            if failed.reason in (Reason.FORBIDDEN, Reason.UNEXPECTED):
-                # Managed Redis (Memorystore, ...) blocks CONFIG: note it, do not fail it.
-                return Outcome(Status.PASS, "eviction policy not readable (CONFIG is blocked,"
-                               " as on managed Redis); make sure it is noeviction")
-            raise
+                policy = self._config_get("maxmemory-policy")
+        except _Blocked as blocked:
+            # Managed Redis (Memorystore blocks CONFIG and ACL, protocols.md §6) hides the
+            # setting from clients: unknown is not unhealthy, the console shows it.
+            return Outcome(Status.PASS, f"eviction policy unknown (not readable: CONFIG GET is"
+                           f" not allowed here, {blocked}), as on managed Redis (Memorystore);"
+                           " make sure maxmemory-policy is noeviction in the provider's console")
+        if policy is None:  # CONFIG answered, but knows no such parameter (a Redis-alike)
+            return Outcome(Status.PASS, "eviction policy unknown: the server has no"
+                           " maxmemory-policy parameter; make sure it never evicts keys")
         if policy == "noeviction":
             return "maxmemory-policy is noeviction"
         return warn(f"maxmemory-policy is {policy}: under memory pressure Redis may evict keys"
@@ -114,14 +129,20 @@ class RedisCheck(ServiceCheck):
         return f"canary written, read back and deleted ({key}, TTL {CANARY_TTL_MS // 1000} s)"
 
     # -- helpers ----------------------------------------------------------------------------
-    def _whoami(self) -> str | None:
+    def _config_get(self, name: str) -> str | None:
+        """CONFIG GET of one parameter; _Blocked when the command is renamed, unknown or
+        denied to this user (NOPERM), which managed services do on purpose."""
         import redis
 
         try:
-            name = self.client.acl_whoami()
-        except redis.RedisError:  # ACL blocked (managed Redis) or Redis < 6
-            return None
-        return name.decode() if isinstance(name, bytes) else str(name)
+            value = self.client.config_get(name).get(name)
+        except (redis.exceptions.NoPermissionError, redis.ResponseError) as exc:
+            text = str(exc)
+            if isinstance(exc, redis.exceptions.NoPermissionError) or "unknown command" in text \
+                    or "unknown subcommand" in text:
+                raise _Blocked(clip(text.split(",")[0], 80)) from None
+            raise
+        return value.decode() if isinstance(value, bytes) else value
 
     def _pipelined(self, what: str, *commands: tuple) -> list:
         """Send `commands` in one write on the check's connection, then read every reply.
@@ -130,24 +151,78 @@ class RedisCheck(ServiceCheck):
         executes the write late deletes it too. A separate DEL after a timeout could overtake
         the write (another connection) and leave it behind; an XADD whose PEXPIRE never came
         would stay forever. The TTL stays as the backstop for a batch cut in half."""
+        with self._errors(what):
+            replies = self._send(*commands)
+            _raise_first(replies)
+        return replies
+
+    def _send(self, *commands: tuple) -> list:
+        """Send `commands` in one write on the check's one connection and read every reply:
+        one round trip. Each command's place in the list holds its reply or the RedisError
+        that stands for it: its error answer (the connection stays in sync), or the failure
+        that ended the reading (the connection broke or timed out, an answer redis-py raises
+        as a connection error: NOAUTH, LOADING, or one that is not RESP), which stands for it
+        and every command after it. The connection is then dropped, as its unread answers
+        would be taken for the next command's; a later step connects again. redis-py's own
+        Pipeline is not used: it borrows a second connection from the pool (one more connect
+        and AUTH)."""
         import redis
 
-        with self._errors(what):
-            conn = self.client.connection  # connects (the client is single-connection)
-            conn.send_packed_command(conn.pack_commands(commands))
-            replies: list = []
-            for cmd in commands:  # read them all, errors too: the connection stays in sync
-                try:
+        conn = self.client.connection  # connects (the client is single-connection)
+        conn.send_packed_command(conn.pack_commands(commands))
+        replies: list = []
+        try:
+            for cmd in commands:
+                try:  # "ACL WHOAMI" is also the name redis-py keys its reply callback by
                     replies.append(self.client.parse_response(conn, cmd[0]))
                 except redis.ResponseError as exc:
                     replies.append(exc)
-            for reply in replies:
-                if isinstance(reply, redis.ResponseError):
-                    raise reply
+        except redis.RedisError as exc:
+            conn.disconnect()
+            replies += [exc] * (len(commands) - len(replies))
+        except BaseException:
+            conn.disconnect()
+            raise
         return replies
 
     def _errors(self, what: str) -> "_RedisErrors":
         return _RedisErrors(self, what)
+
+
+def _raise_first(replies: list) -> None:
+    import redis
+
+    for reply in replies:
+        if isinstance(reply, redis.RedisError):
+            raise reply
+
+
+def _whoami(reply: object) -> str | None:
+    """The user ACL WHOAMI named; None when it failed, as the step does not need the name:
+    refused (NOPERM: managed Redis blocks ACL), unknown (Redis < 6), or the connection went
+    after INFO's answer (the next step connects again)."""
+    import redis
+
+    if isinstance(reply, redis.RedisError):
+        return None
+    return reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+
+
+def _no_client_setinfo() -> dict:
+    """The client keywords that keep redis-py from sending CLIENT SETINFO LIB-NAME and
+    LIB-VER on connect: two round trips platctl does not need (and two error answers from a
+    Redis < 7.2, which has no SETINFO). redis-py with DriverInfo (the redis.driver_info
+    module) takes driver_info=None there and warns about lib_name/lib_version; from 5.0
+    (SETINFO's first release, pyproject requires it) lib_name=None, lib_version=None."""
+    try:
+        import redis.driver_info  # noqa: F401
+    except ImportError:
+        return {"lib_name": None, "lib_version": None}
+    return {"driver_info": None}
+
+
+class _Blocked(Exception):
+    """A command the server refuses to run for anyone like us (renamed, unknown, NOPERM)."""
 
 
 class _RedisErrors:
@@ -160,7 +235,8 @@ class _RedisErrors:
         return None
 
     def __exit__(self, typ, exc, tb) -> bool:
-        if exc is None or isinstance(exc, CheckFailed) or not isinstance(exc, Exception):
+        if exc is None or isinstance(exc, (CheckFailed, _Blocked)) \
+                or not isinstance(exc, Exception):
             return False
         raise _classify(self.check, self.what, exc) from None
 

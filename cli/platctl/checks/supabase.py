@@ -15,78 +15,23 @@ timeout instead of three.
 """
 from __future__ import annotations
 
-import base64
-import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
 from platctl.checks.base import CheckFailed, Outcome, ServiceCheck, Step, warn
 from platctl.checks.http import HttpProbe, json_object
+from platctl.checks.supabase_keys import KeyInfo, day, inspect_key, jwt_why
 from platctl.result import Reason
 from platctl.secrets import clip
 
-OPAQUE = {"sb_secret_": "service_role", "sb_publishable_": "anon"}
 WANTED = {"service_key": "service_role", "anon_key": "anon"}
 EXPIRY_WARN_DAYS = 30
 # Failures of the connection itself: the same for every request to the gateway.
 TRANSPORT = {Reason.REFUSED, Reason.TIMEOUT, Reason.DNS, Reason.TLS, Reason.RESET,
              Reason.UNEXPECTED}
-
-
-@dataclass(frozen=True)
-class KeyInfo:
-    kind: str  # "jwt", "sb_secret_" or "sb_publishable_"
-    role: str | None
-    claims: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def exp(self) -> float | None:
-        exp = self.claims.get("exp")
-        return float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None
-
-    def describe(self) -> str:
-        """Role, issuer, project ref and expiry: never the key or its signature."""
-        if self.kind != "jwt":
-            return f"{self.kind} key (role {self.role})"
-        bits = [f"role {self.role}"] + [f"{c} {str(self.claims[c])[:40]}" for c in ("iss", "ref")
-                                        if isinstance(self.claims.get(c), str)]
-        bits.append(f"expires {_day(self.exp)}" if self.exp else "no expiry")
-        return "legacy JWT, " + ", ".join(bits)
-
-    def what(self) -> str:
-        if self.kind == "sb_publishable_":
-            return "a publishable key (sb_publishable_, role anon)"
-        if self.kind == "sb_secret_":
-            return "a secret key (sb_secret_, role service_role)"
-        if self.role == "authenticated":
-            return "a user's session token (role authenticated), not a project API key"
-        return {"anon": "the anon key (legacy JWT, role anon)",
-                "service_role": "the service_role key (legacy JWT)"}.get(
-                    self.role or "", f"a JWT with role {self.role}")
-
-
-def inspect_key(key: str) -> KeyInfo | None:
-    """What a key claims to be, or None when it is neither a JWT nor an sb_ key."""
-    for prefix, role in OPAQUE.items():
-        if key.startswith(prefix) and len(key) > len(prefix):
-            return KeyInfo(prefix, role)
-    parts = key.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        header, payload = (json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
-                           for p in parts[:2])
-    except ValueError:  # binascii.Error, UnicodeDecodeError and JSONDecodeError all are
-        return None
-    if not isinstance(header, dict) or not isinstance(payload, dict):
-        return None
-    role = payload.get("role")
-    return KeyInfo("jwt", role if isinstance(role, str) else None, payload)
 
 
 class SupabaseCheck(ServiceCheck):
@@ -142,12 +87,12 @@ class SupabaseCheck(ServiceCheck):
         expired = [f for f, i in infos.items() if i.exp and i.exp <= now]
         if expired:
             raise CheckFailed(Reason.AUTH, "; ".join(
-                f"{self.env[f]} expired on {_day(infos[f].exp)}" for f in expired),
+                f"{self.env[f]} expired on {day(infos[f].exp)}" for f in expired),
                 "issue new API keys in the Supabase project; " + self.hint(*expired))
         text = "; ".join(f"{self.env[f]}: {i.describe()}" for f, i in infos.items())
         soon = [f for f, i in infos.items() if i.exp and i.exp - now < EXPIRY_WARN_DAYS * 86400]
         if soon:
-            return warn("; ".join(f"{self.env[f]} expires on {_day(infos[f].exp)} (in"
+            return warn("; ".join(f"{self.env[f]} expires on {day(infos[f].exp)} (in"
                                   f" {(infos[f].exp - now) / 86400:.0f} days)" for f in soon)
                         + f". {text}",
                         "issue new API keys before they expire; " + self.hint(*soon))
@@ -292,7 +237,7 @@ class SupabaseCheck(ServiceCheck):
                                f" service key: {message} (the Data API serves the schema only to"
                                " a secret key)", self.hint(name))
         if code.startswith("PGRST30"):
-            why = _jwt_why(message, self._opaque(name))
+            why = jwt_why(message, self._opaque(name))
             return CheckFailed(Reason.AUTH, f"{component} rejects the JWT of {env} ({code}:"
                                f" {message}){why}", self.hint(name))
         if status in (401, 403):
@@ -312,7 +257,7 @@ class SupabaseCheck(ServiceCheck):
         real, message = str(body.get("statusCode", "")), _message(body)
         if resp.status_code == 400 and real in ("401", "403"):
             return CheckFailed(Reason.AUTH, f"Storage rejects the JWT of SUPABASE_SERVICE_KEY:"
-                               f" {message}{_jwt_why(message, self._opaque('service_key'))}",
+                               f" {message}{jwt_why(message, self._opaque('service_key'))}",
                                self.hint("service_key"))
         if resp.status_code == 400 and real == "404":
             return CheckFailed(Reason.MISSING, f"Storage answered {body.get('code') or real}:"
@@ -328,25 +273,6 @@ def _message(body: dict[str, Any]) -> str:
         if isinstance(body.get(k), str) and body[k]:
             return clip(body[k], 200)
     return ""
-
-
-def _jwt_why(message: str, opaque: bool) -> str:
-    low = message.lower()
-    if "signature" in low or "cryptographic" in low:
-        return ("; the project's JWT secret is not the one that signed the key (secret rotated,"
-                " or a key of another project)")
-    if "expired" in low or '"exp"' in low:
-        return "; the key has expired"
-    if "3 parts" in low or "must be provided" in low or "empty jwt" in low:
-        if opaque:
-            return ("; the gateway does not translate opaque sb_ keys into JWTs (it forwards the"
-                    " key, or nothing): use the legacy JWT key with this gateway")
-        return "; no JWT arrived: a proxy in front may strip the Authorization header"
-    return ""
-
-
-def _day(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts or 0, timezone.utc).strftime("%Y-%m-%d")
 
 
 CHECK = SupabaseCheck

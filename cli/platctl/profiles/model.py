@@ -5,6 +5,7 @@ The JSON Schema published as contract/profile.schema.json is generated from thes
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -110,6 +111,10 @@ class Gcs(ServiceSection):
     credentials_json: SecretStr | None = Field(
         None, description="service-account JSON, inline or a path to the file")
     emulator_host: str | None = Field(None, description="STORAGE_EMULATOR_HOST (vm only)")
+    # Not the emulator setting: a real GCS API behind another URL (Private Service Connect,
+    # restricted.googleapis.com, a TLS-terminating egress proxy), with real credentials.
+    endpoint: HttpURL = Field(SecretURL("https://storage.googleapis.com"), validate_default=True,
+                              description="GCS JSON API endpoint (GCS_ENDPOINT); not an emulator")
 
 
 class Meilisearch(ServiceSection):
@@ -143,6 +148,25 @@ class Execution(ServiceSection):
     port: Port | None = Field(None, description="port the runtime binds; must be free")
 
 
+class Waiver(Section):
+    """A known failure accepted for a while: the check reports `warn` with the reason until
+    the date (inclusive), then fails again. A past date still loads (lint warns about it)."""
+    check: str = Field(description="check id, SERVICE.ASPECT (see `platctl contract`)")
+    reason: str = Field(min_length=1, description="why the failure is accepted; shown in the"
+                                                  " report")
+    until: date = Field(description="last day the waiver applies, YYYY-MM-DD")
+
+    @field_validator("check")
+    @classmethod
+    def _known_check(cls, value: str) -> str:
+        from platctl.contract import CHECK_IDS
+
+        if value not in CHECK_IDS:
+            raise ValueError(f"unknown check id {value!r}; check ids are SERVICE.ASPECT, listed"
+                             " by `platctl contract`")
+        return value
+
+
 class Profile(Section):
     name: str
     description: str = ""
@@ -157,6 +181,9 @@ class Profile(Section):
     consul: Consul
     telemetry: Telemetry
     execution: Execution = Execution()
+    waivers: list[Waiver] = Field(default_factory=list,
+                                  description="failures accepted until a date (a waived"
+                                              " check reports warn)")
 
     def section(self, service: str) -> ServiceSection:
         return getattr(self, "execution" if service == "runtime" else service)

@@ -1,0 +1,156 @@
+"""Round trips of `redis.ping` against a real, password-protected redis-server.
+
+A managed Redis in another region is tens of milliseconds away, and every answer platctl waits
+for costs that much. `redis.ping` must cost two round trips: the connection's AUTH, then one
+pipeline with PING, INFO server and (without a username in the URL) ACL WHOAMI. redis-py's
+CLIENT SETINFO LIB-NAME / LIB-VER on connect are two more and must not be sent.
+
+Measured twice, independently:
+  * at the server: `INFO commandstats` after `CONFIG RESETSTAT` names every command run;
+  * on the wire: tests/faultproxy.py in `slow_ok` mode holds every answer chunk once (an
+    answer that arrives in pieces meanwhile goes out with it), so `proxy.delayed` is the
+    number of times platctl waited for the server.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+import redis
+
+from tests.conftest import REDIS_PASSWORD
+from tests.faultproxy import FaultProxy
+from tests.support import by_id, platctl, run_report, write_profile
+
+HELD = 0.05  # per answer: enough to count answers, far inside the 5 s timeout
+NOINFO_PASSWORD = "noinfo-pw-6612"
+READER_PASSWORD = "reader-rt-pw-3390"
+
+
+def stats_client(server) -> redis.Redis:
+    """A connection of the test's own, authenticated before the RESETSTAT it sends: its own
+    commands after it are only CONFIG RESETSTAT and the INFO that reads the stats."""
+    client = redis.Redis(host="127.0.0.1", port=server.port, password=REDIS_PASSWORD,
+                         driver_info=None, single_connection_client=True)
+    client.config_resetstat()
+    return client
+
+
+def commands_run(client: redis.Redis) -> tuple[dict[str, int], int]:
+    """({command: calls}, error replies) since the RESETSTAT, without the test's own CONFIG
+    RESETSTAT (one INFO all, which the stats do not count yet). A call refused by the ACL
+    counts (rejected_calls): it cost a round trip all the same. Redis < 7.2 knows no CLIENT
+    SETINFO and keeps no command stats for it, but answers it with an error reply: hence
+    the error count."""
+    stats = client.info("all")
+    got = {k.removeprefix("cmdstat_"): v["calls"] + v.get("rejected_calls", 0)
+           for k, v in stats.items() if k.startswith("cmdstat_")}
+    got.pop("config|resetstat", None)
+    return {k: v for k, v in got.items() if v}, stats["total_error_replies"]
+
+
+def url(port: int, user: str = "", password: str = REDIS_PASSWORD) -> str:
+    auth = f"{user}:{password}@" if user or password else ""
+    return f"redis://{auth}127.0.0.1:{port}/0"
+
+
+def ping_through_proxy(tmp_path, server, user: str = "", password: str = REDIS_PASSWORD):
+    """Run redis.ping in-process through a proxy holding every answer; (check, answers)."""
+    with FaultProxy(("127.0.0.1", server.port), mode="slow_ok", slow_ok_delay=HELD) as proxy:
+        profile = write_profile(tmp_path, redis={"url": url(proxy.port, user, password)})
+        report = run_report(profile, only=("redis.ping",), timeout=5)
+        answers, accepted = proxy.delayed, proxy.accepted
+    assert accepted == 1, "one connection"
+    return by_id(report)["redis.ping"], answers
+
+
+@pytest.fixture
+def server(redis_factory):
+    """A dedicated password-protected redis-server (its command stats are the test's alone),
+    with a user that may not run INFO and a read-only user like conftest's `reader`."""
+    return redis_factory(
+        "--requirepass", REDIS_PASSWORD,
+        "--user", "noinfo", "on", f">{NOINFO_PASSWORD}", "~*", "+@all", "-info",
+        "--user", "reader", "on", f">{READER_PASSWORD}", "~*", "+@read", "+@connection",
+        "+info", "-@write", "-@stream")
+
+
+def test_validate_only_ping_is_two_round_trips_and_never_setinfo(tmp_path, server):
+    """The CLI (`platctl validate --only redis.ping`), through the proxy, with the stats."""
+    stats = stats_client(server)
+    with FaultProxy(("127.0.0.1", server.port), mode="slow_ok", slow_ok_delay=HELD) as proxy:
+        profile = write_profile(tmp_path, redis={"url": url(proxy.port)})
+        proc = platctl("validate", "-p", str(profile), "--only", "redis.ping", "--timeout", "5",
+                       "-o", "json")
+        answers = proxy.delayed
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ping = next(c for c in json.loads(proc.stdout)["checks"] if c["id"] == "redis.ping")
+    assert ping["status"] == "pass" and "PONG from Redis 7." in ping["message"]
+    assert ping["message"].endswith(" as default"), ping["message"]
+    ran, errors = commands_run(stats)
+    print(f"redis.ping: {answers} round trips, server ran {ran}, {errors} error replies")
+    assert not any(k.startswith("client") for k in ran), ran  # no CLIENT SETINFO (>= 7.2)
+    assert errors == 0, f"{errors} error replies (CLIENT SETINFO on Redis < 7.2?)"
+    assert ran == {"auth": 1, "ping": 1, "info": 1, "acl|whoami": 1}
+    assert answers == 2, f"{answers} round trips (AUTH, then one pipeline expected)"
+
+
+def test_username_in_url_skips_acl_whoami(tmp_path, server):
+    stats = stats_client(server)
+    ping, answers = ping_through_proxy(tmp_path, server, "reader", READER_PASSWORD)
+    assert ping.status.value == "pass" and ping.message.endswith(" as reader"), ping
+    assert commands_run(stats) == ({"auth": 1, "ping": 1, "info": 1}, 0)
+    assert answers == 2
+
+
+def test_acl_whoami_denied_still_passes_without_a_name(tmp_path, redis_factory):
+    """A default user that may not run ACL (managed Redis blocks it): NOPERM on the pipeline's
+    last command must not fail the step, nor leave an answer unread."""
+    server = redis_factory("--user", "default", "on", f">{REDIS_PASSWORD}", "~*", "+@all",
+                           "-acl")
+    ping, answers = ping_through_proxy(tmp_path, server)
+    assert ping.status.value == "pass", ping
+    assert ping.message.startswith("PONG from Redis 7.") and " as " not in ping.message
+    assert answers == 2
+    # the connection stays in step: the next steps on it read their own answers
+    r = by_id(run_report(write_profile(tmp_path, redis={"url": url(server.port)}),
+                         only=("redis",), timeout=5))
+    steps = ("redis.ping", "redis.streams", "redis.eviction", "redis.canary")
+    assert [r[i].status.value for i in steps] == ["pass"] * 4, [r[i] for i in steps]
+
+
+def test_info_denied_fails_as_before(tmp_path, server):
+    """NOPERM on INFO (the pipeline's second command) is still the step's failure."""
+    ping, answers = ping_through_proxy(tmp_path, server, "noinfo", NOINFO_PASSWORD)
+    assert (ping.status.value, ping.reason.value) == ("fail", "forbidden"), ping
+    assert "may not run PING (NOPERM" in ping.message
+    assert answers == 2
+
+
+def test_noauth_on_the_pipeline_is_named(tmp_path, server):
+    """No password in the URL: no AUTH on connect, so the pipeline is the only round trip and
+    its first answer, NOAUTH, is the verdict."""
+    stats = stats_client(server)
+    ping, answers = ping_through_proxy(tmp_path, server, password="")
+    assert ping.reason.value == "auth" and "NOAUTH" in ping.message, ping
+    assert answers == 1
+    ran, errors = commands_run(stats)
+    assert not any(k.startswith("client") for k in ran), ran
+    assert errors == 3, errors  # NOAUTH to PING, INFO, ACL WHOAMI: nothing else was sent
+
+
+def test_every_redis_step_is_one_round_trip_after_the_connection(tmp_path, server):
+    """The whole service: AUTH, ping's pipeline, then streams (XADD, PEXPIRE, XRANGE, DEL in
+    one write), eviction (CONFIG GET) and canary (SET, GET, DEL in one write): five."""
+    stats = stats_client(server)
+    with FaultProxy(("127.0.0.1", server.port), mode="slow_ok", slow_ok_delay=HELD) as proxy:
+        profile = write_profile(tmp_path, redis={"url": url(proxy.port)})
+        r = by_id(run_report(profile, only=("redis",), timeout=5))
+        answers, accepted = proxy.delayed, proxy.accepted
+    steps = ("redis.ping", "redis.streams", "redis.eviction", "redis.canary")
+    assert [r[i].status.value for i in steps] == ["pass"] * 4, [r[i] for i in steps]
+    ran, errors = commands_run(stats)
+    print(f"redis (all steps): {answers} round trips, server ran {ran}")
+    assert (accepted, answers, errors) == (1, 5, 0)
+    assert ran == {"auth": 1, "ping": 1, "info": 1, "acl|whoami": 1, "xadd": 1, "pexpire": 1,
+                   "xrange": 1, "del": 2, "config|get": 1, "set": 1, "get": 1}
