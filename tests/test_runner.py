@@ -87,7 +87,7 @@ def test_every_module_declares_exactly_the_contract_ids(tmp_path):
     assert set(MODULES) == set(contract.BY_NAME)
     for spec in contract.SERVICES:
         check = importlib.import_module(MODULES[spec.name]).CHECK(ctx)
-        assert tuple(s.id for s in check.steps()) == spec.check_ids, spec.name
+        assert tuple(s.id for s in check.all_steps()) == spec.check_ids, spec.name
 
 
 @pytest.mark.parametrize("check_id", contract.CHECK_IDS)
@@ -98,3 +98,65 @@ def test_every_check_run_alone_against_a_refusing_stack_is_classified(tmp_path, 
                         only=(check_id,), timeout=2)
     result = by_id(report)[check_id]
     assert result.reason is None or result.reason.value != "internal", result
+
+
+# -- waves: steps of one service that run together (Step.parallel) ----------------------------
+def _consul_profile(tmp_path, emu):
+    from tests.emulators.consul import GOOD_TOKEN
+
+    return write_profile(tmp_path, consul={"url": emu.url, "token": GOOD_TOKEN})
+
+
+def test_a_wave_costs_one_round_trip_not_one_per_check(tmp_path):
+    from tests.emulators.consul import ConsulEmulator
+
+    with ConsulEmulator() as emu:
+        emu.fault, emu.slow_seconds = "slow", 0.4  # every answer 0.4 s late
+        report = run_report(_consul_profile(tmp_path, emu), only=("consul",), timeout=5)
+    r = by_id(report)
+    wave = ("consul.leader", "consul.token", "consul.agent")  # consul.services: none wanted
+    assert all(r[c].status.value == "pass" for c in wave), [r[c] for c in wave]
+    assert all(r[c].duration_ms >= 390 for c in wave)  # each really waited for its answer
+    control = next(p for p in report.planes if p.name == "control")
+    assert control.duration_ms < 1000, control  # 3 x 0.4 s one after another would be 1.2 s
+
+
+def test_a_failed_gate_voids_the_answers_of_its_wave(tmp_path):
+    from tests.emulators.consul import ConsulEmulator
+
+    with ConsulEmulator() as emu:
+        emu.leader = ""  # 200 "" from /v1/status/leader: no leader elected
+        report = run_report(_consul_profile(tmp_path, emu), only=("consul",), timeout=5)
+        asked = {req.path for req in emu.requests}
+    r = by_id(report)
+    assert r["consul.leader"].reason.value == "unavailable"
+    assert "/v1/acl/token/self" in asked  # the token check did run alongside...
+    for cid in ("consul.token", "consul.agent", "consul.services"):  # ...but reads as not run
+        assert r[cid].status.value == "skip", r[cid]
+        assert r[cid].message == "not run: consul.leader failed"
+
+
+def test_a_hung_wave_blames_its_first_check_and_keeps_the_deadline(tmp_path):
+    from tests.emulators.consul import ConsulEmulator
+
+    with ConsulEmulator() as emu:
+        emu.fault = "hang"
+        t0 = time.monotonic()
+        report = run_report(_consul_profile(tmp_path, emu), only=("consul",), timeout=1)
+        elapsed = time.monotonic() - t0
+    r = by_id(report)
+    assert r["consul.leader"].reason.value == "timeout", r["consul.leader"]
+    assert [r[c].message for c in ("consul.token", "consul.agent")] == \
+        ["not run: consul.leader failed"] * 2
+    assert elapsed < 1.8
+
+
+def test_stop_at_cuts_every_deadline_short(tmp_path):
+    """--wait's deadline (Options.stop_at) wins over a longer per-check timeout."""
+    with hung_server() as port:
+        profile = write_profile(tmp_path, consul={"url": f"http://127.0.0.1:{port}"})
+        t0 = time.monotonic()
+        report = run_report(profile, only=("consul",), timeout=10, stop_at=t0 + 1.0)
+        elapsed = time.monotonic() - t0
+    assert by_id(report)["consul.leader"].reason.value == "timeout"
+    assert 0.9 < elapsed < 1.6, elapsed

@@ -14,8 +14,9 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 
-from platctl import contract
+from platctl import contract, waivers
 from platctl.checks import MODULES
 from platctl.checks.base import CheckContext, CheckFailed, Outcome
 from platctl.profiles.model import Profile
@@ -43,6 +44,10 @@ class Options:
     # so start-up time is inside the first checks' deadlines: a hung service costs at most
     # --timeout from launch, not --timeout plus interpreter start-up. None: now.
     started_at: float | None = None
+    today: date | None = None  # the date waivers are judged on (None: today); tests pin it
+    # No check may run past this monotonic time, whatever its own deadline: --wait's
+    # deadline, so exit 124 comes on time even after a chain of slow-but-passing checks.
+    stop_at: float | None = None
 
 
 @dataclass
@@ -81,9 +86,11 @@ class _Live:
     """The main thread's view of one service's worker."""
     spec: contract.ServiceSpec
     thread: threading.Thread | None = None
-    current: str | None = None
-    due: float = 0.0  # when the current step (or prepare) must have answered
-    step_at: float | None = None  # when the current step started, for its duration
+    # The steps in flight (one, or a wave of steps that run together): id -> when it started
+    running: dict[str, float] = field(default_factory=dict)
+    gates: dict[str, bool] = field(default_factory=dict)  # id -> its failure stops the service
+    due: float = 0.0  # when the steps in flight (or prepare) must have answered
+    preparing: bool = False  # in prepare(): the service has not been contacted yet
     finished: bool = False
     results: dict[str, CheckResult] = field(default_factory=dict)
 
@@ -96,7 +103,8 @@ def run(profile: Profile, opts: Options, env: Mapping[str, str]) -> RunOutcome:
     secrets = profile.secret_values()
     remember(secrets)  # checks clip() server texts with them
     meta = _Meta(secrets,
-                 {s.name: profile.section(s.name).required for s in contract.SERVICES})
+                 {s.name: profile.section(s.name).required for s in contract.SERVICES},
+                 tuple(profile.waivers), opts.today or date.today())
     started = opts.started_at or time.monotonic()
     results: list[CheckResult] = []
     planes: list[PlaneResult] = []
@@ -146,8 +154,9 @@ def _run_plane(specs: list[contract.ServiceSpec], ctx: CheckContext, sel: _Selec
     events: queue.Queue = queue.Queue()
     live = {s.name: _Live(s) for s in specs}
     for lv in live.values():
-        lv.due = _due(origin, time.monotonic(), opts.timeout)  # prepare() runs before step 1
-        lv.thread = threading.Thread(target=_work, args=(lv.spec, ctx, sel, events, origin),
+        lv.due = _due(origin, time.monotonic(), opts.timeout, opts.stop_at)  # before prepare()
+        lv.thread = threading.Thread(target=_work,
+                                     args=(lv.spec, ctx, sel, events, origin, opts.stop_at),
                                      name=f"check-{lv.spec.name}", daemon=True)
         lv.thread.start()
         workers.append(lv.thread)
@@ -166,12 +175,20 @@ def _run_plane(specs: list[contract.ServiceSpec], ctx: CheckContext, sel: _Selec
         lv = live[svc]
         if lv.finished:
             continue  # a late event from an abandoned worker
-        if kind == "start":
-            lv.current, lv.due, lv.step_at = cid, payload, at
+        if kind == "prepare":  # importing the client library, building clients
+            lv.due, lv.running, lv.preparing = payload, {cid: at}, True
+        elif kind == "start":  # payload: (deadline, ((id, gate), ...)) of one wave of steps
+            lv.preparing = False
+            lv.due, wave = payload
+            lv.running = {step_id: at for step_id, _ in wave}
+            lv.gates.update(wave)
         elif kind == "done":
-            lv.results[cid] = _result(lv.spec, cid, payload, at - (lv.step_at or at), meta)
-            lv.current, lv.due, lv.step_at = None, at + opts.timeout, None
-            if opts.fail_fast and payload.status is Status.FAIL and stop_reason is None:
+            started_at = lv.running.pop(cid, at)
+            lv.results[cid] = _result(lv.spec, cid, payload, at - started_at, meta)
+            if not lv.running:  # the wave is over; close() may still delete a canary
+                lv.due = at + opts.timeout if opts.stop_at is None \
+                    else min(at + opts.timeout, opts.stop_at)
+            if opts.fail_fast and lv.results[cid].status is Status.FAIL and stop_reason is None:
                 stop_reason = f"not run: --fail-fast stopped after {cid} failed"
                 ctx.cancel.set()
                 for other in live.values():
@@ -181,30 +198,53 @@ def _run_plane(specs: list[contract.ServiceSpec], ctx: CheckContext, sel: _Selec
             lv.finished = True
     out: list[CheckResult] = []
     for lv in live.values():
-        failed_gate = next((r.id for r in lv.results.values() if r.status is Status.FAIL), None)
-        for cid in lv.spec.check_ids:
-            if cid in lv.results:
-                out.append(lv.results[cid])
-                continue
-            why = (stop_reason or (f"not run: {failed_gate} failed" if failed_gate
-                                   else "not run"))
-            out.append(_result(lv.spec, cid, Outcome(Status.SKIP, why), 0.0, meta))
+        out += _in_order(lv, stop_reason, meta)
+    return out
+
+
+def _in_order(lv: _Live, stop_reason: str | None, meta: "_Meta") -> list[CheckResult]:
+    """A service's results in contract order, read as if its steps had run one by one: after
+    a failed gate the later checks are `not run`, also those a wave ran alongside it (their
+    answers mean nothing once, say, the credentials are wrong)."""
+    out: list[CheckResult] = []
+    failed = lambda r: r.status is Status.FAIL or waivers.is_waived(r)  # noqa: E731
+    first_failed = next((lv.results[c].id for c in lv.spec.check_ids
+                         if c in lv.results and failed(lv.results[c])), None)
+    gate_failed: str | None = None
+    for cid in lv.spec.check_ids:
+        got = lv.results.get(cid)
+        if got is not None and gate_failed is None:
+            out.append(got)
+            if failed(got) and lv.gates.get(cid, True):
+                gate_failed = cid
+            continue
+        blamed = gate_failed or first_failed
+        why = stop_reason or (f"not run: {blamed} failed" if blamed else "not run")
+        out.append(_result(lv.spec, cid, Outcome(Status.SKIP, why), 0.0, meta))
     return out
 
 
 def _expire(lv: _Live, timeout: float, meta: "_Meta") -> None:
-    if lv.current is None and lv.results:
+    if not lv.running and lv.results:
         # Every step it ran has its verdict: the worker is in close() (deleting a canary on
         # a slow server). Abandon the cleanup, never blame a step for it (and with every id
         # reported, there would be none left to blame: StopIteration crashed the run).
         lv.finished = True
         return
-    cid = lv.current or next(c for c in lv.spec.check_ids if c not in lv.results)
+    # The first step still in flight, in contract order; the others of its wave are then
+    # `not run` (_in_order), as after any failed gate.
+    cid = next((c for c in lv.spec.check_ids if c in lv.running),
+               None) or next(c for c in lv.spec.check_ids if c not in lv.results)
+    if lv.preparing:  # a starved CPU, not the service: say so, or on-call chases the server
+        what = (f"timed out after {timeout:.1f} s before contacting the service: loading its"
+                " client library took the whole deadline (an overloaded machine?)")
+        hint = "retry with a longer --timeout, or on a less loaded machine"
+    else:
+        what = f"timed out after {timeout:.1f} s (no answer; the check was abandoned)"
+        hint = _hint_for_timeout(lv.spec)
     lv.results[cid] = _result(
-        lv.spec, cid,
-        Outcome(Status.FAIL, f"timed out after {timeout:.1f} s (no answer; the check was"
-                f" abandoned)", _hint_for_timeout(lv.spec), Reason.TIMEOUT),
-        time.monotonic() - (lv.step_at or lv.due - timeout), meta)
+        lv.spec, cid, Outcome(Status.FAIL, what, hint, Reason.TIMEOUT),
+        time.monotonic() - lv.running.get(cid, lv.due - timeout), meta)
     lv.finished = True
 
 
@@ -213,7 +253,7 @@ def _hint_for_timeout(spec: contract.ServiceSpec) -> str:
     return f"check that the service is up and reachable ({', '.join(keys[:3])})"
 
 
-def _due(anchor: float, now: float, timeout: float) -> float:
+def _due(anchor: float, now: float, timeout: float, cap: float | None = None) -> float:
     """A step's deadline: `timeout` after the service's clock `anchor`, and never less than
     half of `timeout` after the step starts (a slow start cannot time a check out before it
     has really tried).
@@ -223,42 +263,53 @@ def _due(anchor: float, now: float, timeout: float) -> float:
     than a tenth of the timeout). So interpreter start-up, client imports and quick steps
     (parsing keys, an instant TCP connect) are inside the next step's deadline, and a hung
     service costs --timeout from launch; while a slow but healthy service still gets the
-    whole --timeout for each of its checks."""
-    return max(anchor + timeout, now + timeout / 2)
+    whole --timeout for each of its checks. `cap` (Options.stop_at) overrides all of that."""
+    due = max(anchor + timeout, now + timeout / 2)
+    return due if cap is None else min(due, cap)
 
 
 def _work(spec: contract.ServiceSpec, ctx: CheckContext, sel: _Selection,
-          events: queue.Queue, origin: float) -> None:
+          events: queue.Queue, origin: float, cap: float | None = None) -> None:
     def put(kind: str, cid: str | None = None, payload: object = None) -> None:
         events.put((kind, spec.name, cid, payload, time.monotonic()))
 
     check = None
     anchor = origin  # the service's clock (see _due)
+    # Until the first wave starts, the worker imports the client library and builds clients
+    # (prepare): if that outlives the deadline, blame the first check that uses the client
+    # (not a TLS check that may not even connect), and say the service was not contacted.
+    first = next((c for c in spec.check_ids if not c.endswith(".tls")), spec.check_ids[0])
+    put("prepare", first, _due(anchor, time.monotonic(), ctx.timeout, cap))
     try:
         module = importlib.import_module(MODULES[spec.name])
         check = module.CHECK(ctx)
-        check.deadline = _due(anchor, time.monotonic(), ctx.timeout)
-        steps = check.steps()
+        check.deadline = _due(anchor, time.monotonic(), ctx.timeout, cap)
+        steps = check.all_steps()
         try:
             check.prepare()
         except CheckFailed as failed:  # e.g. an unreadable CA bundle while building a client
             put("done", steps[0].id, failed.outcome)
             return
-        for step in steps:
+        put("start", None, (check.deadline, ()))  # prepared: nothing in flight until a wave
+        for wave in _waves(steps):
             if ctx.cancel.is_set():
                 break
-            why = sel.why_not(step.id)
-            if why:
-                put("done", step.id, Outcome(Status.SKIP, why))
+            todo = []
+            for step in wave:
+                why = sel.why_not(step.id)
+                if why:
+                    put("done", step.id, Outcome(Status.SKIP, why))
+                else:
+                    todo.append(step)
+            if not todo:
                 continue
             now = time.monotonic()
-            check.deadline = _due(anchor, now, ctx.timeout)
-            put("start", step.id, check.deadline)
-            outcome = _attempt(step.run)
-            put("done", step.id, outcome)
+            check.deadline = _due(anchor, now, ctx.timeout, cap)
+            put("start", None, (check.deadline, tuple((s.id, s.gate) for s in todo)))
+            outcomes = _run_wave(todo, put)
             if time.monotonic() - now > ctx.timeout / 10:  # it waited: restart the clock
                 anchor = time.monotonic()
-            if outcome.status is Status.FAIL and step.gate:
+            if any(o.status is Status.FAIL and s.gate for s, o in zip(todo, outcomes)):
                 break
     except Exception as exc:  # noqa: BLE001 - a broken module must not break the run
         first = next(iter(spec.check_ids))
@@ -270,6 +321,38 @@ def _work(spec: contract.ServiceSpec, ctx: CheckContext, sel: _Selection,
             except Exception:  # noqa: BLE001 - cleanup is best effort, never a verdict
                 pass
         put("end")
+
+
+def _waves(steps) -> list[list]:  # noqa: ANN001
+    """Consecutive steps marked `parallel` join the wave of the step before them."""
+    waves: list[list] = []
+    for step in steps:
+        if step.parallel and waves:
+            waves[-1].append(step)
+        else:
+            waves.append([step])
+    return waves
+
+
+def _run_wave(todo, put) -> list[Outcome]:  # noqa: ANN001
+    """Run a wave's steps at once (the first in this thread), each reporting when done; a
+    plane then costs about one round trip per wave, not one per check (DESIGN: "checks
+    inside one plane run concurrently"). A step that hangs keeps this worker waiting, and the
+    main loop abandons the worker at the deadline, as for a single step."""
+    outcomes: list[Outcome | None] = [None] * len(todo)
+
+    def one(i: int) -> None:
+        outcomes[i] = _attempt(todo[i].run)
+        put("done", todo[i].id, outcomes[i])
+
+    helpers = [threading.Thread(target=one, args=(i,), name=f"check-{todo[i].id}", daemon=True)
+               for i in range(1, len(todo))]
+    for t in helpers:
+        t.start()
+    one(0)
+    for t in helpers:
+        t.join()
+    return outcomes  # type: ignore[return-value]
 
 
 def _attempt(fn) -> Outcome:
@@ -291,10 +374,13 @@ def _internal(exc: BaseException) -> Outcome:
 class _Meta:
     secrets: frozenset[str]  # for the last-line scrubber of messages built from exceptions
     required: dict[str, bool]  # service -> does its failure block (profile `required:`)
+    waivers: tuple = ()  # the profile's waivers: a waived failure is reported as warn
+    today: date = field(default_factory=date.today)
 
 
 def _result(spec: contract.ServiceSpec, cid: str, o: Outcome, seconds: float,
             meta: "_Meta") -> CheckResult:
+    o = waivers.apply(meta.waivers, cid, o, meta.today)
     return CheckResult(id=cid, service=spec.name, plane=spec.plane, status=o.status,
                        duration_ms=_ms(seconds), message=scrub(o.message, meta.secrets),
                        hint=scrub(o.hint, meta.secrets) if o.hint else None, reason=o.reason,
