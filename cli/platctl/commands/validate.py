@@ -56,16 +56,26 @@ def runtime_command(profile, args: tuple[str, ...]) -> tuple[str, ...] | None:
 
 def execute(req: Request, command_args: tuple[str, ...] = ()):
     """Load the profile and run the checks: (RunOutcome, the runtime argv or None)."""
-    from platctl import runner
-
     profile = load_profile(req.profile)
     argv = runtime_command(profile, command_args)
-    opts = runner.Options(timeout=req.timeout, only=req.only, skip=req.skip,
-                          fail_fast=req.fail_fast, keep_going=req.keep_going,
+    return run_checks(profile, argv, req), argv
+
+
+def run_checks(profile, argv: tuple[str, ...] | None, req: Request,
+               started_at: float | None = None, timeout: float | None = None,
+               stop_at: float | None = None):
+    """One attempt at every selected check. `started_at` anchors the first plane's clock
+    (default: the launch); `timeout` overrides req.timeout (--wait clips it to what is left)
+    and `stop_at` (--wait's deadline) is a time no check may run past."""
+    from platctl import runner
+
+    opts = runner.Options(timeout=req.timeout if timeout is None else timeout, only=req.only,
+                          skip=req.skip, fail_fast=req.fail_fast, keep_going=req.keep_going,
                           read_only=req.read_only, runtime_command=argv,
-                          started_at=io.streams.started_at)
+                          started_at=io.streams.started_at if started_at is None else started_at,
+                          stop_at=stop_at)
     try:
-        return runner.run(profile, opts, io.streams.env), argv
+        return runner.run(profile, opts, io.streams.env)
     except runner.SelectionError as exc:
         raise UsageError(str(exc)) from None
 
@@ -103,10 +113,25 @@ def verdict_code(report: Report) -> ExitCode:
 
 
 def validate(req: Request) -> ExitCode:
+    from platctl import receipt
+    from platctl.commands import wait
+
+    err = io.streams.err
     try:
-        outcome, _ = execute(req)
-    except UsageError as exc:
-        io.streams.err.write(f"platctl: {exc}\n")
+        receipt.clear_ready_file(req.ready_file)  # a stale one must not pass a probe
+        profile = load_profile(req.profile)
+        waited = wait.run(profile, runtime_command(profile, ()), req)
+    except (UsageError, receipt.ReceiptError) as exc:
+        err.write(f"platctl: {exc}\n")
         return ExitCode.USAGE
-    emit(outcome.report, req.output, io.streams.out)
-    return verdict_code(outcome.report)
+    emit(waited.report, req.output, io.streams.out)
+    code = waited.code(verdict_code(waited.report))
+    if waited.final_line:
+        err.write(waited.final_line)
+    if code is ExitCode.OK and req.ready_file:
+        try:
+            receipt.write_ready_file(req.ready_file, profile)
+        except receipt.ReceiptError as exc:
+            err.write(f"platctl: {exc}\n")
+            return ExitCode.USAGE
+    return code
