@@ -26,6 +26,7 @@ demo: install
 schemas: install
 	$(PY) -m platctl.schema contract
 
+## Benchmarks (issue 8; ratios, not tests): writes bench/results.md, pasted into the README.
 bench: install
 	$(PY) bench/run.py
 

@@ -1,98 +1,84 @@
-"""Benchmarks: ratios measured in one run (the machines are shared and noisy, so absolute
-times drift; ratios of things measured side by side do not, much).
+"""Benchmarks for issue 8 (`make bench`): ratios of things measured side by side in one run,
+medians of repeated runs. Writes bench/results.md (pasted into the README's Performance
+section) and prints it.
 
-    python bench/run.py [--reps N]
+    python bench/run.py [--reps N] [--only startup,latency,hung,memory,scale]
 
-1. plane concurrency: the data plane against slow emulators (every request delayed), wall
-   time vs the sum of the checks' own durations (what a sequential runner would cost);
-2. hung-service verdict: `validate --only redis --timeout 2` against a server that never
-   answers, wall time / timeout;
-3. start-up: `platctl --version` vs a bare `python -c pass`.
+1. start-up: --help, contract, --version, profile list vs `python -c "import typer, rich"`;
+2. latency: 8 services answering 300 ms late, validate vs the sequential baselines;
+3. hung verdict: each network service accepting and never answering, --timeout 2;
+4. memory: peak RSS of a full validate, and of each service alone;
+5. scale: 1, 4 and 16 stacks validated at once.
 """
 from __future__ import annotations
 
 import argparse
-import statistics
-import subprocess
+import os
+import platform
 import sys
-import tempfile
 import time
-from contextlib import ExitStack
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from tests.emulators.arango import ArangoEmulator  # noqa: E402
-from tests.emulators.meilisearch import MeilisearchEmulator  # noqa: E402
-from tests.emulators.supabase import SupabaseEmulator  # noqa: E402
-from tests.support import PLATCTL, clean_env, hung_server, run_report, write_profile  # noqa: E402
+from bench import hung, latency, memory, scale, startup  # noqa: E402
 
-DELAY = 0.2  # seconds added to every emulator answer
+TARGETS = ("startup", "latency", "hung", "memory", "scale")
 
 
-def plane_concurrency(reps: int) -> tuple[float, float, float]:
-    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
-        arango = stack.enter_context(ArangoEmulator(users={"root": "pw"}))
-        meili = stack.enter_context(MeilisearchEmulator(master_key="k"))
-        supa = stack.enter_context(SupabaseEmulator())
-        for emu in (arango, meili, supa):
-            emu.fault, emu.slow_seconds = "slow", DELAY
-        profile = write_profile(
-            Path(tmp), arango={"url": arango.url, "username": "root", "password": "pw"},
-            meilisearch={"url": meili.url, "api_key": "k"},
-            supabase={"url": supa.url, "service_key": supa.service_role_key,
-                      "anon_key": supa.anon_key})
-        walls, sums = [], []
-        for _ in range(reps):
-            t0 = time.monotonic()
-            report = run_report(profile, only=("arango", "meilisearch", "supabase"), timeout=5)
-            walls.append(time.monotonic() - t0)
-            sums.append(sum(c.duration_ms for c in report.checks) / 1000)
-            assert report.ok, [c for c in report.checks if c.status.value == "fail"]
-    wall, seq = statistics.median(walls), statistics.median(sums)
-    return wall, seq, seq / wall
-
-
-def hung_verdict(reps: int, timeout: float = 2.0) -> tuple[float, float]:
-    times = []
-    with hung_server() as port, tempfile.TemporaryDirectory() as tmp:
-        profile = write_profile(Path(tmp), redis={"url": f"redis://127.0.0.1:{port}/0"})
-        for _ in range(reps):
-            t0 = time.monotonic()
-            subprocess.run([PLATCTL, "validate", "-p", str(profile), "--only", "redis",
-                            "--timeout", str(timeout), "-o", "json"], env=clean_env(),
-                           capture_output=True)
-            times.append(time.monotonic() - t0)
-    med = statistics.median(times)
-    return med, med / timeout
-
-
-def startup(reps: int) -> tuple[float, float, float]:
-    def timed(cmd: list[str]) -> float:
-        runs = []
-        for _ in range(reps):
-            t0 = time.monotonic()
-            subprocess.run(cmd, capture_output=True, env=clean_env())
-            runs.append(time.monotonic() - t0)
-        return statistics.median(runs)
-    bare = timed([sys.executable, "-c", "pass"])
-    ours = timed([PLATCTL, "--version"])
-    return ours, bare, ours / bare
+def _load() -> str:
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--reps", type=int, default=5)
-    reps = parser.parse_args().reps
-    wall, seq, speedup = plane_concurrency(reps)
-    print(f"plane concurrency  median wall {wall:.2f} s vs sequential sum {seq:.2f} s"
-          f"  -> speed-up x{speedup:.1f}  (3 services, {DELAY:.1f} s per request, {reps} reps)")
-    verdict, ratio = hung_verdict(reps)
-    print(f"hung-service verdict  median {verdict:.2f} s for --timeout 2"
-          f"  -> {ratio:.2f} x timeout  ({reps} reps)")
-    ours, bare, over = startup(reps)
-    print(f"start-up  platctl --version median {ours * 1000:.0f} ms vs python -c pass"
-          f" {bare * 1000:.0f} ms  -> x{over:.1f}  ({reps} reps)")
+    parser.add_argument("--reps", type=int, default=5, help="repetitions (start-up: 3×)")
+    parser.add_argument("--only", default=",".join(TARGETS))
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results.md"))
+    args = parser.parse_args()
+    chosen, reps = args.only.split(","), args.reps
+    started, load_before = time.monotonic(), _load()
+    parts: list[str] = []
+    if "startup" in chosen:
+        table, _ = startup.measure(3 * reps)
+        parts += ["### 1. Start-up (target: `--help` and `contract` ≤ 1.3× the baseline)",
+                  f"Medians of {3 * reps} interleaved runs, output to a pipe unless stated."
+                  " Heavy modules from `python -X importtime` of the console script.", table]
+    if "latency" in chosen:
+        summary, chains, _ = latency.measure(reps)
+        parts += ["### 2. Latency per plane (target: ≤ 0.35× sequential)",
+                  f"`platctl validate -p vm -o json --timeout 10` against bench/stack.py with"
+                  f" every answer {latency.DELAY * 1000:.0f} ms late; medians of {reps} runs"
+                  f" ({max(1, reps // 2)} for the one-by-one baseline).", summary,
+                  "A service's checks run in waves (checks/base.py Step.parallel): the checks"
+                  " of a wave at once, one wave after the other (each gates the next), so a"
+                  " service costs about one round trip per wave, not one per answer; a plane"
+                  " costs its slowest service, plus the client libraries' imports (CPU, under"
+                  " one GIL) that overlap with it:", chains]
+    if "hung" in chosen:
+        table, _ = hung.measure(reps)
+        parts += [f"### 3. Verdict on a hung service (target: ≤ {hung.BOUND} s at"
+                  f" `--timeout {hung.TIMEOUT:.0f}`)",
+                  f"`validate --only SERVICE --timeout 2` against a server that accepts and never"
+                  f" answers; {reps} runs each, wall time from launch.", table]
+    if "memory" in chosen:
+        table, _ = memory.measure(max(3, reps // 2))
+        parts += [f"### 4. Peak RSS (target: ≤ {memory.BOUND_MB} MB)",
+                  "Peak resident set of the platctl process (wait4 from a small parent), against"
+                  " the sandbox stack without latency.", table]
+    if "scale" in chosen:
+        table, _ = scale.measure(max(3, reps // 2))
+        parts += ["### 5. Scale: N stacks validated at once",
+                  "N bench/stack.py processes (every service of the sandbox each), N"
+                  " `platctl validate -p vm` processes started together, one per stack.", table]
+    header = (f"Machine: {os.cpu_count()} cores, {platform.python_implementation()}"
+              f" {platform.python_version()}, load average {load_before} before and {_load()}"
+              f" after ({time.monotonic() - started:.0f} s). Reproduce: `make bench`"
+              f" (`python bench/run.py --reps {reps}`).")
+    text = "\n\n".join([header, *parts]) + "\n"
+    Path(args.out).write_text(text)
+    print(text)
     return 0
 
 

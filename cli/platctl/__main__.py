@@ -9,7 +9,6 @@ import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
-import traceback  # noqa: E402
 from collections.abc import Mapping, Sequence  # noqa: E402
 from typing import TextIO  # noqa: E402
 
@@ -76,18 +75,21 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
 def _run(args: list[str]) -> int:
     from platctl import io
-    from platctl.secrets import scrub
 
     err = io.streams.err
     try:
         import typer
 
+        from platctl import typer_light
         from platctl.app import command
         from platctl.profiles.loader import ProfileError
 
+        typer_light.install()  # keeps pydantic out of commands that need no profile
         try:
             rv = command().main(args, prog_name="platctl", standalone_mode=False)
         except ProfileError as exc:
+            from platctl.secrets import scrub  # imports pydantic: only on the way out
+
             err.write(f"platctl: profile error: {scrub(str(exc), io.streams.secrets)}\n")
             return ExitCode.USAGE
         except typer.Exit as exc:
@@ -109,6 +111,10 @@ def _run(args: list[str]) -> int:
         err.write("platctl: terminated (SIGTERM)\n")
         return ExitCode.SIGTERM
     except Exception as exc:  # noqa: BLE001 - the last line: a bug, said as one
+        import traceback
+
+        from platctl.secrets import scrub
+
         secrets = io.streams.secrets
         err.write(f"platctl: internal error (a bug, please report it): {type(exc).__name__}:"
                   f" {scrub(str(exc), secrets)}\n")

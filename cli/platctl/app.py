@@ -153,21 +153,39 @@ def profile_show(name: str = typer.Argument(..., metavar="NAME|PATH")) -> int:
 
 
 @profile_app.command("lint")
-def profile_lint(path: str = typer.Argument(..., metavar="PATH")) -> int:
+def profile_lint(path: str = typer.Argument(..., metavar="PATH"),
+                 output: Output = typer.Option(Output.table, "-o", "--output",
+                                               help="table or json.")) -> int:
     """Check a profile file; exit 0 when valid, 2 with the error otherwise."""
     from platctl.commands.info import lint_profile
 
-    return lint_profile(path)
+    return lint_profile(path, _table_or_json(output))
 
 
 @profile_app.command("diff")
 def profile_diff(a: str = typer.Argument(..., metavar="A"),
-                 b: str = typer.Argument(..., metavar="B")) -> int:
+                 b: str = typer.Argument(..., metavar="B"),
+                 output: Output = typer.Option(Output.table, "-o", "--output",
+                                               help="table or json.")) -> int:
     """Fields that differ between two profiles (secrets compared, never printed)."""
     from platctl.commands.info import diff_profiles
 
-    return diff_profiles(a, b)
+    return diff_profiles(a, b, _table_or_json(output))
+
+
+def _table_or_json(output: Output) -> str:
+    if output not in (Output.table, Output.json):
+        raise typer.BadParameter(f"{output.value} is not available here: use table or json",
+                                 param_hint="'-o' / '--output'")
+    return output.value
 
 
 def command():
+    # typer's rich help imports rich.markdown, rich.syntax, rich.traceback (about 120 ms):
+    # worth it for a person at a terminal; a pipe or a script gets Click's plain help.
+    from platctl import io
+
+    out = io.streams.out
+    rich_help = bool(getattr(out, "isatty", lambda: False)() or io.streams.env.get("FORCE_COLOR"))
+    app.rich_markup_mode = profile_app.rich_markup_mode = "rich" if rich_help else None
     return typer.main.get_command(app)

@@ -1,0 +1,86 @@
+"""Target 2: latency does not add up. Every network service of bench/stack.py answers each
+request `DELAY` s late; `validate` against it, compared with two sequential baselines: the sum
+of the checks' own durations in the same run's JSON report (one check after another, start-up
+excluded), and each service validated alone (`--only`), one after another (start-up paid each
+time, as separate pre-boot scripts would)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from bench.stack import stack
+from bench.timing import Run, markdown, median, run, s
+from platctl import contract
+from tests.support import PLATCTL
+
+DELAY = 0.3
+NETWORK_PLANES = 2  # data and control; the execution plane (runtime) is local
+VALIDATE = [PLATCTL, "validate", "-p", "vm", "-o", "json", "--timeout", "10"]
+
+
+def validate(env: dict[str, str], *extra: str, rss: bool = False) -> tuple[Run, dict]:
+    r = run([*VALIDATE, *extra], env, rss=rss)
+    doc = json.loads(r.stdout)
+    assert r.code == 0 and doc["ok"], [c for c in doc["checks"] if c["status"] == "fail"]
+    return r, doc
+
+
+@dataclass
+class Sample:
+    wall: float
+    startup: float  # `validate --only runtime` just before: interpreter, imports, profile
+    checks: dict[str, float]  # check id -> seconds
+    planes: dict[str, float]
+    trips: dict[str, int]  # service -> answers delayed
+
+
+def _sample(st) -> Sample:  # noqa: ANN001
+    startup = validate(st.env, "--only", "runtime")[0].seconds
+    st.reset()
+    r, doc = validate(st.env)
+    return Sample(r.seconds, startup, {c["id"]: c["duration_ms"] / 1000 for c in doc["checks"]},
+                  {p["name"]: p["duration_ms"] / 1000 for p in doc["planes"]}, st.round_trips())
+
+
+def _med(samples: list[Sample], get) -> float:  # noqa: ANN001
+    return median([get(x) for x in samples])
+
+
+def measure(reps: int) -> tuple[str, str, dict[str, float]]:
+    with stack(DELAY) as st:
+        samples = [_sample(st) for _ in range(reps)]
+        alone = median([sum(validate(st.env, "--only", svc.name)[0].seconds
+                            for svc in contract.SERVICES) for _ in range(max(1, reps // 2))])
+    wall, startup = _med(samples, lambda x: x.wall), _med(samples, lambda x: x.startup)
+    seq = _med(samples, lambda x: sum(x.checks.values()))
+    trips = {name: _med(samples, lambda x: x.trips[name]) for name in samples[0].trips}
+    ideal = startup + NETWORK_PLANES * DELAY
+    chain = startup + DELAY * sum(max((trips.get(svc.name, 0) for svc in contract.SERVICES
+                                       if svc.plane == plane), default=0)
+                                  for plane in contract.PLANES)
+    summary = markdown(["measure", "median", "validate ÷ this"], [
+        ["`validate -p vm`: 8 services, every answer +300 ms", s(wall), "1.00"],
+        ["sequential: the same checks' durations, summed", s(seq), f"**{wall / seq:.2f}**"],
+        ["sequential: each service alone (`--only`), one after another", s(alone),
+         f"{wall / alone:.2f}"],
+        ["start-up + 300 ms × 2 network planes (the issue's bound)", s(ideal),
+         f"{wall / ideal:.2f}"],
+        ["start-up + 300 ms × per plane, the most answers one service needs", s(chain),
+         f"{wall / chain:.2f}"],
+        ["start-up alone: `validate --only runtime` (no network)", s(startup), ""],
+    ])
+    rows = []
+    for svc in contract.SERVICES:
+        ids = [cid for cid in svc.check_ids if cid in samples[0].checks]
+        per = {cid: _med(samples, lambda x, cid=cid: x.checks[cid]) for cid in ids}
+        steps = " → ".join(f"{cid.split('.', 1)[1]} {per[cid] / DELAY:.1f}" for cid in ids)
+        rows.append([svc.name, svc.plane,
+                     f"{trips[svc.name]:.0f}" if svc.name in trips else "local",
+                     s(sum(per.values())), steps])
+    chains = markdown(["service", "plane", "answers delayed", "its checks, summed",
+                       "checks in order (duration ÷ 300 ms)"], rows)
+    planes = markdown(["plane", "median duration"],
+                      [[p, s(_med(samples, lambda x, p=p: x.planes[p]))]
+                       for p in samples[0].planes])
+    return summary, chains + "\n\n" + planes, {"wall": wall, "sequential": seq, "alone": alone,
+                                               "ideal": ideal, "chain": chain}

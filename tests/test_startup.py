@@ -1,0 +1,154 @@
+"""Start-up behaviour: what the installed CLI imports for each command (issue 8, target 1).
+
+Read from sys.modules after the console script's main() returns, so every import counts, lazy
+ones included. Timing is the benchmark's business (bench/); these only assert which modules load.
+"""
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from tests.support import clean_env, write_profile
+
+# Client libraries and what only a profile needs: none may load before a command needs it.
+CLIENTS = ("redis", "duckdb", "google.cloud.storage", "google.auth", "httpx", "h2", "arango",
+           "meilisearch", "consul", "opentelemetry.sdk")
+PROFILE_ONLY = ("pydantic", "pydantic_core", "platctl.profiles.model", "platctl.runner")
+
+
+# The console script's main(), run with argv so it returns, then sys.modules. (`-X importtime`
+# would miss the check modules: the runner loads them with importlib.import_module, which that
+# option does not time.)
+WRAPPER = ("import sys\n"
+           "from platctl.__main__ import main\n"
+           "code = main(sys.argv[1:])\n"
+           "sys.stdout.flush()\n"
+           "sys.stderr.write('\\nMODULES ' + ' '.join(sorted(sys.modules)) + '\\n')\n"
+           "sys.exit(code)\n")
+
+
+def imports(*args: str, **kw) -> tuple[subprocess.CompletedProcess, set[str]]:
+    kw.setdefault("stdout", subprocess.PIPE)
+    proc = subprocess.run([sys.executable, "-c", WRAPPER, *args], env=kw.pop("env", clean_env()),
+                          stderr=subprocess.PIPE, text=True, timeout=60, **kw)
+    listing = proc.stderr.rpartition("\nMODULES ")[2]
+    names = set(listing.split())
+    assert {"typer", "platctl.app"} <= names, proc.stderr[-2000:]  # the run got that far
+    return proc, names
+
+
+def loaded(names: set[str], *packages: str) -> list[str]:
+    return sorted(n for n in names for p in packages if n == p or n.startswith(p + "."))
+
+
+@pytest.mark.parametrize("args, says", [
+    (("--help",), "Commands"),
+    (("validate", "--help"), "--timeout"),
+    (("--version",), "platctl "),
+    (("contract",), "redis.ping"),
+    (("contract", "-o", "json"), '"planes"'),
+    (("profile", "list"), "vm"),
+])
+def test_informational_commands_import_no_client_and_no_pydantic(args, says):
+    proc, names = imports(*args)
+    assert proc.returncode == 0 and says in proc.stdout, proc.stdout + proc.stderr[-2000:]
+    assert loaded(names, *CLIENTS, *PROFILE_ONLY) == []
+
+
+def test_piped_help_is_plain_and_skips_typers_rich_help():
+    proc, names = imports("--help")
+    assert "typer.rich_utils" not in names and "rich.markdown" not in names
+    assert "Usage: platctl" in proc.stdout and "╭" not in proc.stdout
+
+
+def test_help_on_a_terminal_is_typers_rich_help():
+    controller, terminal = pty.openpty()
+    chunks: list[bytes] = []
+
+    def drain() -> None:  # a full pty would block the child
+        while True:
+            try:
+                data = os.read(controller, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        proc, names = imports("--help", env=clean_env(COLUMNS="100"), stdin=subprocess.DEVNULL,
+                              stdout=terminal)
+    finally:
+        os.close(terminal)
+        reader.join(5)
+        os.close(controller)
+    shown = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0 and "╭" in shown and "validate" in shown, shown
+    assert "typer.rich_utils" in names and loaded(names, *CLIENTS, *PROFILE_ONLY) == []
+
+
+def _run_both(*args: str) -> list[tuple[int, str, str]]:
+    """The same command line in-process with platctl's light option coercion and with
+    typer's own (install() made a no-op before main runs)."""
+    code = ("import io, sys; from platctl import typer_light\n"
+            "if sys.argv[1] == 'typer': typer_light._installed.append(True)\n"
+            "from platctl.__main__ import main\n"
+            "out, err = io.StringIO(), io.StringIO()\n"
+            "rc = main(sys.argv[2:], stdout=out, stderr=err)\n"
+            "sys.stdout.write(f'{rc}\\0{out.getvalue()}\\0{err.getvalue()}')\n")
+    runs = []
+    for mode in ("light", "typer"):
+        p = subprocess.run([sys.executable, "-c", code, mode, *args], env=clean_env(),
+                           capture_output=True, text=True, timeout=60)
+        rc, out, err = p.stdout.split("\0")
+        runs.append((int(rc), out, err + p.stderr))
+    return runs
+
+
+@pytest.mark.parametrize("args", [
+    ("contract", "-o", "json"),
+    ("contract", "-o", "JSON"),  # not a choice (case-sensitive): typer's message
+    ("contract", "--output", "xml"),
+    ("validate", "-o", "yaml"),
+    ("validate", "--timeout", "0"),  # not an Enum or bool: typer's number adapter
+    ("profile", "list"),
+    ("--version",),
+])
+def test_light_option_coercion_answers_as_typer_does(args):
+    light, typer_own = _run_both(*args)
+    assert light == typer_own
+
+
+def test_light_option_coercion_rejects_a_wrong_choice_with_exit_2():
+    (rc, out, err), _ = _run_both("contract", "-o", "xml")
+    assert rc == 2 and "'xml' is not one of 'table', 'json', 'junit', 'github'" in err
+    assert "Traceback" not in err and out == ""
+
+
+def test_validate_only_redis_imports_redis_and_no_other_client(redis_server, tmp_path):
+    profile = write_profile(tmp_path, redis={"url": redis_server.url()})
+    proc, names = imports("validate", "-p", str(profile), "--only", "redis", "--timeout", "5")
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert "redis" in names and "platctl.checks.redis" in names
+    # redis-py 8 itself imports the OpenTelemetry SDK when it is installed (here: a test
+    # dependency), for its own metrics: that one is redis's, not platctl's.
+    others = [c for c in CLIENTS if c not in ("redis", "opentelemetry.sdk")]
+    assert loaded(names, *others) == []
+    assert loaded(names, *(f"platctl.checks.{s}" for s in (
+        "arango", "supabase", "gcs", "meilisearch", "duckdb", "consul", "telemetry",
+        "runtime"))) == []
+
+
+def test_validate_only_duckdb_imports_duckdb_and_no_network_client(tmp_path):
+    profile = write_profile(tmp_path, duckdb={"path": str(tmp_path / "p.duckdb")})
+    proc, names = imports("validate", "-p", str(profile), "--only", "duckdb", "--timeout", "10")
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert "duckdb" in names
+    assert loaded(names, *(c for c in CLIENTS if c != "duckdb")) == []
