@@ -131,3 +131,43 @@ def hung_server():
         for c in conns:
             c.close()
         srv.close()
+
+
+class Terminal:
+    """A pseudo-terminal for a child's stdout/stderr (`fd`), drained by a thread so a full
+    pty never blocks the child; `text()` is everything the child showed. Use as a context
+    manager, and close the child's side (`release()`) once the child holds it."""
+
+    def __init__(self) -> None:
+        import pty
+
+        self._controller, self.fd = pty.openpty()
+        self._chunks: list[bytes] = []
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                data = os.read(self._controller, 65536)
+            except OSError:  # EIO: the last holder of the terminal side is gone
+                return
+            if not data:
+                return
+            self._chunks.append(data)
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def text(self) -> str:
+        return b"".join(self._chunks).decode("utf-8", "replace")
+
+    def __enter__(self) -> "Terminal":
+        self._reader.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+        self._reader.join(5)
+        os.close(self._controller)

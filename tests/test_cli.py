@@ -3,7 +3,6 @@ applies, the boot exec gate (same PID, never started on failure), and output for
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys

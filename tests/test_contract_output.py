@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import pty
 import subprocess
-import threading
 
 import pytest
 
 from platctl import contract
 from platctl.__main__ import main
 from platctl.render.plain import render_plain_table
-from tests.support import clean_env
+from tests.support import Terminal, clean_env
 from tests.test_startup import imports, loaded
 
 RICH_TABLE = ("rich.console", "rich.table")
@@ -100,29 +97,10 @@ def test_forced_colour_when_piped_keeps_the_rich_table():
 
 
 def test_on_a_terminal_contract_is_richs_table():
-    controller, terminal = pty.openpty()
-    chunks: list[bytes] = []
-
-    def drain() -> None:  # a full pty would block the child
-        while True:
-            try:
-                data = os.read(controller, 65536)
-            except OSError:
-                return
-            if not data:
-                return
-            chunks.append(data)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
+    with Terminal() as term:
         proc, names = imports("contract", env=env(COLUMNS="100", TERM="xterm"),
-                              stdin=subprocess.DEVNULL, stdout=terminal)
-    finally:
-        os.close(terminal)
-        reader.join(5)
-        os.close(controller)
-    shown = b"".join(chunks).decode(errors="replace")
+                              stdin=subprocess.DEVNULL, stdout=term.fd)
+    shown = term.text()
     assert proc.returncode == 0 and "redis.ping" in shown, shown
     assert loaded(names, *RICH_TABLE) == list(RICH_TABLE)
 

@@ -5,15 +5,12 @@ ones included. Timing is the benchmark's business (bench/); these only assert wh
 """
 from __future__ import annotations
 
-import os
-import pty
 import subprocess
 import sys
-import threading
 
 import pytest
 
-from tests.support import clean_env, write_profile
+from tests.support import Terminal, clean_env, write_profile
 
 # Client libraries and what only a profile needs: none may load before a command needs it.
 CLIENTS = ("redis", "duckdb", "google.cloud.storage", "google.auth", "httpx", "h2", "arango",
@@ -67,29 +64,10 @@ def test_piped_help_is_plain_and_skips_typers_rich_help():
 
 
 def test_help_on_a_terminal_is_typers_rich_help():
-    controller, terminal = pty.openpty()
-    chunks: list[bytes] = []
-
-    def drain() -> None:  # a full pty would block the child
-        while True:
-            try:
-                data = os.read(controller, 65536)
-            except OSError:
-                return
-            if not data:
-                return
-            chunks.append(data)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
+    with Terminal() as term:
         proc, names = imports("--help", env=clean_env(COLUMNS="100"), stdin=subprocess.DEVNULL,
-                              stdout=terminal)
-    finally:
-        os.close(terminal)
-        reader.join(5)
-        os.close(controller)
-    shown = b"".join(chunks).decode(errors="replace")
+                              stdout=term.fd)
+    shown = term.text()
     assert proc.returncode == 0 and "╭" in shown and "validate" in shown, shown
     assert "typer.rich_utils" in names and loaded(names, *CLIENTS, *PROFILE_ONLY) == []
 

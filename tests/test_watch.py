@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io as stdio
 import json
-import os
-import pty
 import queue
 import re
 import signal
@@ -20,7 +18,7 @@ import pytest
 from platctl import io
 from platctl.commands.validate import Request
 from platctl.commands.watch import watch
-from tests.support import PLATCTL, clean_env, free_port, platctl, write_profile
+from tests.support import PLATCTL, Terminal, clean_env, free_port, platctl, write_profile
 
 
 class Redis:
@@ -165,36 +163,23 @@ def test_cli_watch_sees_redis_go_down_and_come_back(tmp_path, redis, sig, code, 
 
 def test_watch_on_a_terminal_is_a_live_dashboard(tmp_path, redis):
     profile = write_profile(tmp_path, redis={"url": redis.url})
-    main, child = pty.openpty()
     env = clean_env(COLUMNS="120", TERM="xterm", NO_COLOR="1")
-    proc = subprocess.Popen([PLATCTL, "validate", "-p", str(profile), "--only", "redis",
-                             "--watch", "0.2"], env=env, stdout=child, stderr=child,
-                            stdin=subprocess.DEVNULL)
-    os.close(child)
-    chunks: list[bytes] = []
-
-    def pump() -> None:
-        while True:
-            try:
-                data = os.read(main, 65536)
-            except OSError:
-                return
-            if not data:
-                return
-            chunks.append(data)
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + 20
-        while b"round 3 " not in b"".join(chunks) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        proc.wait(10)
-    finally:
-        proc.kill()
-        reader.join(5)
-        os.close(main)
-    screen = b"".join(chunks).decode("utf-8", "replace")
+    with Terminal() as term:
+        proc = subprocess.Popen([PLATCTL, "validate", "-p", str(profile), "--only", "redis",
+                                 "--watch", "0.2"], env=env, stdout=term.fd, stderr=term.fd,
+                                stdin=subprocess.DEVNULL)
+        term.release()
+        try:
+            deadline = time.monotonic() + 20
+            # the header of a finished round 3 (while it runs, it says "running…")
+            while "round 3 every 0.2 s · ready" not in term.text() \
+                    and time.monotonic() < deadline:
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+            proc.wait(10)
+        finally:
+            proc.kill()
+    screen = term.text()
     assert proc.returncode == 0, screen
     assert "platctl watch · profile test · round 3 every 0.2 s · ready" in screen
     assert "\x1b[" in screen  # redrawn in place: cursor movement, not appended lines

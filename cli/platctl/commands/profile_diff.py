@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import urlsplit
 
 from platctl import io
@@ -152,7 +152,7 @@ def changes(a: _Side, b: _Side) -> tuple[list[Row], list[str]]:
                 rows.append(Row(section, key, va, "present (secret differs)"))
             if ta != tb and "${" in ta + tb:  # literal vs default: the value row says it
                 rows.append(Row(section, f"{key}[from]", ta, tb))
-            if "SecretURL" in repr(finfo.annotation):
+            if finfo.annotation is SecretURL or SecretURL in get_args(finfo.annotation):
                 rows += _endpoint_aspects((a, b), section, field)
         if len(rows) == before:
             same.append(section)

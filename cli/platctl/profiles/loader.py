@@ -10,7 +10,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 MAX_BYTES = 1 << 20  # a profile is a page of YAML; a megabyte means something is wrong
 MAX_NODES = 20_000  # refuses YAML alias bombs before they expand
