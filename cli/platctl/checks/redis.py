@@ -25,6 +25,7 @@ CANARY_TTL_MS = 30_000  # a canary that outlives a killed run still expires on i
 class RedisCheck(ServiceCheck):
     service = "redis"
     env = {"url": "REDIS_URL"}
+    _policy_reply: object = None  # CONFIG GET maxmemory-policy, as redis.ping received it
 
     @cached_property
     def url(self) -> str:
@@ -69,17 +70,20 @@ class RedisCheck(ServiceCheck):
 
     # -- steps ------------------------------------------------------------------------------
     def ping(self) -> str:
-        # One round trip after the connection's AUTH: PING, INFO and, when the URL names no
-        # user, ACL WHOAMI travel in one write. An error to PING or INFO fails the step (the
-        # first one wins: PING's NOAUTH before INFO's); WHOAMI's never does.
+        # One round trip after the connection's AUTH: PING, INFO, the eviction policy for
+        # redis.eviction (one round trip fewer there) and, when the URL names no user, ACL
+        # WHOAMI travel in one write. An error to PING or INFO fails the step (the first one
+        # wins: PING's NOAUTH before INFO's); CONFIG GET's and WHOAMI's never do.
         user = urlsplit(self.url).username
-        commands = [("PING",), ("INFO", "server")] + ([] if user else [("ACL WHOAMI",)])
+        commands = [("PING",), ("INFO", "server"), ("CONFIG GET", "maxmemory-policy")] \
+            + ([] if user else [("ACL WHOAMI",)])
         with self._errors("PING"):
             replies = self._send(*commands)
             _raise_first(replies[:2])
+        self._policy_reply = replies[2]
         version = replies[1].get("redis_version", "?")
         if not user:
-            user = _whoami(replies[2])
+            user = _whoami(replies[3])
         how = " over TLS" if self.tls else ""
         return f"PONG from Redis {version} at {self.target}{how}" + (f" as {user}" if user else "")
 
@@ -130,12 +134,16 @@ class RedisCheck(ServiceCheck):
 
     # -- helpers ----------------------------------------------------------------------------
     def _config_get(self, name: str) -> str | None:
-        """CONFIG GET of one parameter; _Blocked when the command is renamed, unknown or
-        denied to this user (NOPERM), which managed services do on purpose."""
+        """CONFIG GET of one parameter (the answer redis.ping fetched, when it ran);
+        _Blocked when the command is renamed, unknown or denied to this user (NOPERM), which
+        managed services do on purpose."""
         import redis
 
+        reply, self._policy_reply = self._policy_reply, None
         try:
-            value = self.client.config_get(name).get(name)
+            if isinstance(reply, Exception):
+                raise reply
+            value = (reply if isinstance(reply, dict) else self.client.config_get(name)).get(name)
         except (redis.exceptions.NoPermissionError, redis.ResponseError) as exc:
             text = str(exc)
             if isinstance(exc, redis.exceptions.NoPermissionError) or "unknown command" in text \
