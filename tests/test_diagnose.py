@@ -173,3 +173,17 @@ def test_all_diagnoses_every_service(tmp_path):
 def test_usage_errors_exit_2(tmp_path, args, words):
     proc = platctl(*args, "-p", str(write_profile(tmp_path)), env=ENV)
     assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_read_only_diagnosis_writes_nothing(tmp_path, redis_server):
+    """`diagnose --read-only`, as `validate --read-only`: no canary, no write at the server."""
+    profile = write_profile(tmp_path, redis={"url": redis_server.url()})
+    redis_server.cli("CONFIG", "RESETSTAT")
+    table, js, doc = diagnose(profile, "redis", "--read-only")
+    assert table.returncode == 0, table.stdout + table.stderr
+    lay = layers(doc)
+    canary = lay["redis.canary"]
+    assert canary["status"] == "skip" and "--read-only" in canary["message"], canary
+    assert lay["redis.streams"]["message"].endswith("(read-only: XLEN only)")
+    stats = redis_server.cli("INFO", "commandstats")
+    assert not any(f"cmdstat_{c}:" in stats for c in ("set", "xadd", "del", "pexpire")), stats

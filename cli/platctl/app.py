@@ -120,11 +120,11 @@ def diagnose(service: str = typer.Argument(..., metavar="SERVICE|all",
              profile: Optional[str] = PROFILE,
              output: Output = typer.Option(Output.table, "-o", "--output",
                                            help="table or json."),
-             timeout: float = TIMEOUT) -> int:
+             timeout: float = TIMEOUT, read_only: bool = READ_ONLY) -> int:
     """On-call view of a service, layer by layer: DNS, TCP, TLS, auth, operations."""
     from platctl.commands.diagnose import diagnose as run
 
-    return run(service, profile, output.value, timeout)
+    return run(service, profile, output.value, timeout, read_only)
 
 
 @app.command()

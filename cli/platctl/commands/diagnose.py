@@ -42,7 +42,8 @@ class Diagnosis:
         return self.first_failure is None
 
 
-def diagnose(service: str, profile_ref: str | None, output: str, timeout: float) -> ExitCode:
+def diagnose(service: str, profile_ref: str | None, output: str, timeout: float,
+             read_only: bool = False) -> ExitCode:
     from platctl.commands.validate import UsageError, load_profile, runtime_command
 
     err = io.streams.err
@@ -62,7 +63,7 @@ def diagnose(service: str, profile_ref: str | None, output: str, timeout: float)
         err.write(f"platctl: {exc}\n")
         return ExitCode.USAGE
     started = time.monotonic()
-    found = run(profile, services, timeout, io.streams.env, argv)
+    found = run(profile, services, timeout, io.streams.env, argv, read_only)
     from platctl.render.diagnose import render_json, render_table
 
     out = io.streams.out
@@ -79,14 +80,15 @@ def diagnose(service: str, profile_ref: str | None, output: str, timeout: float)
 
 
 def run(profile: Any, services: tuple[str, ...], timeout: float, env: Mapping[str, str],
-        argv: tuple[str, ...] | None) -> list[Diagnosis]:
+        argv: tuple[str, ...] | None, read_only: bool = False) -> list[Diagnosis]:
     from platctl import runner
     from platctl.checks import MODULES
     from platctl.checks.base import CheckContext
     from platctl.checks.tls import endpoint
     from platctl.secrets import scrub
 
-    ctx = CheckContext(profile=profile, timeout=timeout, env=env, runtime_command=argv)
+    ctx = CheckContext(profile=profile, timeout=timeout, env=env, runtime_command=argv,
+                       read_only=read_only)
     endpoints = {s: endpoint(profile, s) for s in services}
     network: dict[str, list[Layer]] = {s: [] for s in services}
 
@@ -105,7 +107,7 @@ def run(profile: Any, services: tuple[str, ...], timeout: float, env: Mapping[st
     if reached:  # the runner's own verdicts (and deadlines) for auth and operations
         opts = runner.Options(timeout=timeout, only=reached, keep_going=True,
                               skip=tuple(f"{s}.tls" for s in reached if endpoints[s]),
-                              runtime_command=argv)
+                              runtime_command=argv, read_only=read_only)
         for c in runner.run(profile, opts, env).report.checks:
             checks[c.service].append(c)
     secrets = io.streams.secrets | profile.secret_values()
