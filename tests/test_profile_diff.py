@@ -108,3 +108,13 @@ def test_a_broken_profile_is_a_profile_error_naming_file_line_and_key(tmp_path):
     assert proc.returncode == 2
     assert re.search(r"profile error: .*bad\.yaml:\d+: redis\.port: unknown key", proc.stderr)
     assert "Traceback" not in proc.stderr
+
+
+def test_a_symlink_loop_is_a_profile_error_not_a_crash(tmp_path):
+    """Found by test_fuzz_inputs: an absolute path to a symlink loop made diff crash (exit 3)."""
+    loop = tmp_path / "loop.yaml"
+    loop.symlink_to(loop)
+    for args in ((str(loop), "vm"), ("vm", str(loop))):
+        proc = platctl("profile", "diff", *args, env=clean_env())
+        assert proc.returncode == 2, proc.stderr
+        assert "profile error" in proc.stderr and "symbolic links" in proc.stderr

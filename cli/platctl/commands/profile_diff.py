@@ -48,8 +48,8 @@ def _side(ref: str) -> _Side:
     from platctl.profiles.source import build, read, secrets
 
     path = resolve(ref, io.streams.env, Path.cwd())
-    try:  # shown as the operator would type it
-        path = path.resolve().relative_to(Path.cwd().resolve()) if path.is_absolute() else path
+    try:  # shown as the operator would type it; lexically: resolve() raises on a symlink loop
+        path = path.relative_to(Path.cwd()) if path.is_absolute() else path
     except ValueError:
         pass
     source = read(path, io.streams.env)
