@@ -19,7 +19,7 @@ import yaml
 from platctl import receipt
 from platctl.profiles.loader import load_path
 from tests.conftest import REDIS_PASSWORD
-from tests.support import CLOSED, PLATCTL, clean_env, write_profile
+from tests.support import CLOSED, PLATCTL, clean_env, platctl, write_profile
 
 RUNTIME = "platctl-receipt-runtime"
 SHELL_KEYS = {"PWD", "OLDPWD", "SHLVL", "_"}  # what sh itself may add to its environment
@@ -198,3 +198,9 @@ def test_boot_writes_the_ready_file_before_the_exec(tmp_path, redis_server):
                    "--wait", "10s")
     assert proc.returncode == 0, proc.stderr
     assert "ready-file-present" in proc.stdout and json.loads(ready.read_text())["ok"] is True
+
+
+@pytest.mark.parametrize("command", ["validate", "boot"])
+def test_an_empty_ready_file_path_is_a_usage_error(command):
+    proc = platctl(command, "--ready-file", "", env=clean_env())
+    assert proc.returncode == 2 and "--ready-file" in proc.stderr and "empty path" in proc.stderr

@@ -66,7 +66,13 @@ WAIT = typer.Option(None, "--wait", metavar="DURATION", callback=_duration(),
                     help="Retry transient failures (refused, timeout, 5xx, loading...) with"
                          " backoff until DURATION (90s, 2m); permanent ones end the wait."
                          " Exit 124 when the deadline passes.")
-READY_FILE = typer.Option(None, "--ready-file", metavar="PATH",
+def _path(value: Optional[str]) -> Optional[str]:
+    if value is not None and not value.strip():
+        raise typer.BadParameter("an empty path")
+    return value
+
+
+READY_FILE = typer.Option(None, "--ready-file", metavar="PATH", callback=_path,
                           help="Write PATH once every required check passed (startup probes).")
 
 
