@@ -51,8 +51,9 @@ class ConsulCheck(ServiceCheck):
     def steps(self) -> Sequence[Step]:
         return (Step("consul.leader", self.leader),
                 Step("consul.token", self.token, parallel=True),
-                Step("consul.agent", self.agent, gate=False, parallel=True),
-                Step("consul.services", self.services, gate=False))
+                # after consul.token: its messages name the token that token described
+                Step("consul.agent", self.agent, gate=False),
+                Step("consul.services", self.services, gate=False, parallel=True))
 
     def close(self) -> None:
         if "probe" in self.__dict__:
