@@ -350,30 +350,13 @@ def never_reached(svc: Service, fault: str, verdict: str) -> bool:
     return svc.proxy.accepted == 0
 
 
-@pytest.mark.parametrize(("service", "fault"), CELLS, ids=[f"{s}-{f}" for s, f in CELLS])
-def test_cell(stack, service, fault, tmp_path):
-    svc = stack[service]
-    proc, elapsed = run_cell(svc, fault, tmp_path)
-    problems, verdict = judge(service, fault, proc, elapsed)
-    retried = bool(problems) and never_reached(svc, fault, verdict)
-    if retried:  # inconclusive, not wrong: once more (a real hang would fail again)
-        proc, elapsed = run_cell(svc, fault, tmp_path)
-        problems, verdict = judge(service, fault, proc, elapsed)
-    if fault in ("slow_ok", "slow_timeout") and not svc.proxy.delayed:
-        problems.append("the proxy delayed no answer: the fault was not injected")
-    if never_reached(svc, fault, verdict):
-        problems.append("the check never reached the service")
-    RESULTS[(service, fault)] = CellResult(service, fault, not problems, elapsed,
-                                           "; ".join(problems), svc.proxy.delayed, verdict,
-                                           retried)
-    svc.reset()
-    assert not problems, "\n".join(problems)
-
-
 # -- the proxy itself --------------------------------------------------------------------------
 def test_proxy_stops_promptly_and_leaves_no_thread(tls_certs):
     """Stop while clients are connected in every mode that holds a connection open (hung,
-    mid-delay, relaying, in a TLS handshake): it returns at once and every thread is gone."""
+    mid-delay, relaying, in a TLS handshake): it returns at once and every thread is gone.
+    First in the module: after the matrix, its module-scoped stacks (emulators, proxies and
+    the connections abandoned by hung cells) are still up, and there stop() twice took its
+    whole 2 s budget in a full run (not reproduced alone; see the closing note)."""
     import socket
 
     tls = (tls_certs["cert"], tls_certs["key"])
@@ -400,3 +383,23 @@ def test_proxy_stops_promptly_and_leaves_no_thread(tls_certs):
             c.close()
     assert proxy.alive() == [] and chatty.alive() == []
     assert took < 0.5, f"stop() took {took:.2f} s"
+
+
+@pytest.mark.parametrize(("service", "fault"), CELLS, ids=[f"{s}-{f}" for s, f in CELLS])
+def test_cell(stack, service, fault, tmp_path):
+    svc = stack[service]
+    proc, elapsed = run_cell(svc, fault, tmp_path)
+    problems, verdict = judge(service, fault, proc, elapsed)
+    retried = bool(problems) and never_reached(svc, fault, verdict)
+    if retried:  # inconclusive, not wrong: once more (a real hang would fail again)
+        proc, elapsed = run_cell(svc, fault, tmp_path)
+        problems, verdict = judge(service, fault, proc, elapsed)
+    if fault in ("slow_ok", "slow_timeout") and not svc.proxy.delayed:
+        problems.append("the proxy delayed no answer: the fault was not injected")
+    if never_reached(svc, fault, verdict):
+        problems.append("the check never reached the service")
+    RESULTS[(service, fault)] = CellResult(service, fault, not problems, elapsed,
+                                           "; ".join(problems), svc.proxy.delayed, verdict,
+                                           retried)
+    svc.reset()
+    assert not problems, "\n".join(problems)
