@@ -195,3 +195,10 @@ def test_builtin_profiles_carry_the_schema_comment_and_lines_still_match():
         load("option-c-phase1", env)
     assert (exc.value.line, exc.value.key) == (line_of(path, "service_key:"),
                                                "supabase.service_key")
+
+
+def test_a_name_too_long_for_the_filesystem_is_a_profile_error(tmp_path):
+    """Found by test_fuzz_inputs: Path.exists() raised ENAMETOOLONG (exit 3)."""
+    proc = platctl("profile", "lint", "x" * 300, env=clean_env())
+    assert proc.returncode == 2 and "profile error" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
