@@ -178,6 +178,9 @@ class FaultProxy:
         # so stop() can interrupt a client that never sends its hello.
         tls = self._track(self._ssl.wrap_socket(raw, server_side=True,
                                                 do_handshake_on_connect=False))
+        if self._stop.is_set():  # stop() closed `raw` (already detached) before the track
+            _close(tls)
+            return None
         tls.settimeout(5)
         try:
             tls.do_handshake()
