@@ -100,7 +100,7 @@ def run(profile: Profile, opts: Options, env: Mapping[str, str]) -> RunOutcome:
     _fewer_malloc_arenas()
     ctx = CheckContext(profile=profile, timeout=opts.timeout, read_only=opts.read_only,
                        run_id=uuid.uuid4().hex[:12], runtime_command=opts.runtime_command,
-                       env=env)
+                       env=env, selected=lambda cid: sel.why_not(cid) is None)
     secrets = profile.secret_values()
     remember(secrets)  # checks clip() server texts with them
     meta = _Meta(secrets,

@@ -68,6 +68,10 @@ class CheckContext:
     runtime_command: tuple[str, ...] | None = None
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     cancel: threading.Event = field(default_factory=threading.Event)
+    # Whether a check id will run (not removed by --only/--skip). A check that asks early
+    # for a later step's answer (one round trip for several steps) asks only for selected
+    # ones: `--skip redis.canary` must write nothing, even though ping could carry the write.
+    selected: Callable[[str], bool] = lambda check_id: True
 
     @property
     def ca_file(self) -> str | None:
