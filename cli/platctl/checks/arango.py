@@ -67,11 +67,13 @@ class ArangoCheck(ServiceCheck):
         self.probe  # builds the HTTP client (TLS context) outside the first step's timing
 
     def steps(self) -> Sequence[Step]:
+        # One after the other, each reading what arango.available asked early (one round trip
+        # in all), so arango.database knows whether arango.auth proved the credentials.
         return (Step("arango.available", self.available),
-                Step("arango.auth", self.auth, parallel=True),
+                Step("arango.auth", self.auth),
                 Step("arango.database", self.database),
-                Step("arango.permission", self.permission, gate=False, parallel=True),
-                Step("arango.collections", self.collections, gate=False, parallel=True))
+                Step("arango.permission", self.permission, gate=False),
+                Step("arango.collections", self.collections, gate=False))
 
     def close(self) -> None:
         if "probe" in self.__dict__:
@@ -79,6 +81,7 @@ class ArangoCheck(ServiceCheck):
 
     # -- steps ------------------------------------------------------------------------------
     def available(self) -> str:
+        self.ask_early(self._later())
         status, body = self._call("GET", AVAILABILITY, "availability", auth=False)
         mode = body.get("mode")
         if status == 200 and mode == "default":
@@ -99,8 +102,7 @@ class ArangoCheck(ServiceCheck):
         return f"credentials accepted for user {self.user}; {self._version()}"
 
     def database(self) -> str:
-        status, body = self._call("GET", f"/_db/{q(self.db)}/_api/database/current",
-                                  f"database {self.db}")
+        status, body = self._get(*self._database())
         err = body.get("errorNum")
         if status == 200:
             return f"database {self.db} exists and user {self.user} can access it"
@@ -129,8 +131,7 @@ class ArangoCheck(ServiceCheck):
     def collections(self) -> str:
         present, missing = [], []
         for name in self.cfg.collections:
-            status, body = self._call("GET", f"/_db/{q(self.db)}/_api/collection/{q(name)}",
-                                      f"collection {name}")
+            status, body = self._get(*self._collection(name))
             if status == 200:
                 present.append(name)
             elif status == 404 and body.get("errorNum") == ERR_COLLECTION_NOT_FOUND:
@@ -155,6 +156,36 @@ class ArangoCheck(ServiceCheck):
         return f"collections in {self.db}: {have}created: {', '.join(missing)}"
 
     # -- helpers ----------------------------------------------------------------------------
+    def _later(self) -> dict:
+        """The GETs of the selected later steps, asked while availability is asked."""
+        wanted = {"arango.auth": [self._grant_path(), self._version_path(self.db)],
+                  "arango.database": [self._database()],
+                  "arango.permission": [self._grant_path()],
+                  "arango.collections": [self._collection(n) for n in self.cfg.collections]}
+        later = {}
+        for cid, requests in wanted.items():
+            if self.ctx.selected(cid):
+                for path, what in requests:
+                    later[path] = lambda path=path, what=what: self._call("GET", path, what)
+        return later
+
+    def _get(self, path: str, what: str) -> tuple[int, dict]:
+        """`_call` of a GET: the answer arango.available asked early, or asked now."""
+        return self.answer(path, lambda: self._call("GET", path, what))
+
+    def _database(self) -> tuple[str, str]:
+        return f"/_db/{q(self.db)}/_api/database/current", f"database {self.db}"
+
+    def _collection(self, name: str) -> tuple[str, str]:
+        return f"/_db/{q(self.db)}/_api/collection/{q(name)}", f"collection {name}"
+
+    def _grant_path(self) -> tuple[str, str]:
+        return (f"/_db/_system/_api/user/{q(self.user)}/database/{q(self.db)}",
+                f"grants of {self.user}")
+
+    def _version_path(self, db: str) -> tuple[str, str]:
+        return f"/_db/{q(db)}/_api/version", "version"
+
     def _call(self, method: str, path: str, what: str, auth: bool = True,
               **kw: Any) -> tuple[int, dict]:
         """(status, JSON object) of one request; transport, 5xx and non-JSON are failures."""
@@ -190,8 +221,7 @@ class ArangoCheck(ServiceCheck):
 
     def _grant(self) -> str:
         """The user's effective level on the database; proves the credentials on the way."""
-        path = f"/_db/_system/_api/user/{q(self.user)}/database/{q(self.db)}"
-        status, body = self._call("GET", path, f"grants of {self.user}")
+        status, body = self._get(*self._grant_path())
         if status == 200 and body.get("result") in ("rw", "ro", "none"):
             return body["result"]
         if status == 401 and body.get("errorNum") == ERR_FORBIDDEN:
@@ -205,7 +235,7 @@ class ArangoCheck(ServiceCheck):
         """'ArangoDB 3.12.4 community', asked of the database, then of _system (either may
         be closed to this user; arango.database explains why)."""
         for db in dict.fromkeys((self.db, "_system")):
-            status, body = self._call("GET", f"/_db/{q(db)}/_api/version", "version")
+            status, body = self._get(*self._version_path(db))
             if status == 200 and body.get("version"):
                 return f"ArangoDB {body['version']} {body.get('license', '')}".rstrip()
         return f"server version not readable (no access to {self.db} or _system)"

@@ -98,6 +98,7 @@ class ServiceCheck:
 
     def __init__(self, ctx: CheckContext) -> None:
         self.ctx = ctx
+        self._asked: dict[str, _Asked] = {}
         # Set by the runner (runner._due): when the current step's time is up. Start-up,
         # prepare() and quick earlier steps are inside it; clients take budget() as timeout.
         self.deadline = time.monotonic() + ctx.timeout
@@ -129,6 +130,29 @@ class ServiceCheck:
     def close(self) -> None:
         """Release clients and remove anything the run created. Always called."""
 
+    def ask_early(self, requests: Mapping[str, Callable[[], Any]]) -> None:
+        """Send read-only requests of later steps now, each in a thread of its own: their
+        answers travel while this step waits for its own, so a service costs about one round
+        trip instead of one per step (issue 8). The later step reads its answer with
+        `answer()`, in contract order, so messages that build on an earlier step's findings
+        stay as they were. Only requests that need nothing from an earlier answer, write
+        nothing, and belong to selected checks (`ctx.selected`) may be asked early: if an
+        earlier step fails, their answers are never read. Timeouts stay the runner's: a
+        request asked early is bounded by the budget of the step that asked it, and a worker
+        waiting in `answer()` past its step's deadline is abandoned like any other."""
+        for name, fn in requests.items():
+            if name not in self._asked:
+                self._asked[name] = _Asked(fn, f"ask-{self.service}-{name}")
+
+    def answer(self, name: str, fn: Callable[[], Any]) -> Any:
+        """The answer of request `name`: the one asked early (the same one to every step
+        that reads it), else `fn()` now (its step ran without the step that asks early:
+        --only, --skip). A CheckFailed or error is raised here, in the step that reads it."""
+        asked = self._asked.get(name)
+        if asked is None:
+            asked = self._asked[name] = _Asked(fn)
+        return asked.result()
+
     def header_secret(self, field: str) -> str | None:
         """The secret in profile `field` as it can travel in an HTTP header: trimmed (a pasted
         newline is not part of it), or CONFIG naming its key when no header can carry it."""
@@ -145,3 +169,33 @@ class ServiceCheck:
         keys = [self.env[f] for f in fields if f in self.env]
         where = ", ".join(f"{section}.{f}" for f in fields)
         return f"check {' / '.join(keys)} (profile: {where})" if keys else f"check {where}"
+
+
+class _Asked:
+    """One request's outcome, from a thread started now (`thread_name`) or run at the first
+    `result()` (no name)."""
+
+    def __init__(self, fn: Callable[[], Any], thread_name: str | None = None) -> None:
+        self._fn, self._done = fn, threading.Event()
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if thread_name:
+            self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the step that reads it
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def result(self) -> Any:
+        if self._thread is None and not self._done.is_set():
+            self._run()
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value

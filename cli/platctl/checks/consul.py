@@ -25,6 +25,8 @@ from platctl.result import Reason, Status
 from platctl.secrets import clip
 
 FILTERED = "X-Consul-Results-Filtered-By-ACLs"
+TOKEN_SELF = "/v1/acl/token/self"
+AGENT_SELF = "/v1/agent/self"
 
 
 class ConsulCheck(ServiceCheck):
@@ -49,11 +51,12 @@ class ConsulCheck(ServiceCheck):
         self.probe  # builds the HTTP client (TLS context) outside the first step's timing
 
     def steps(self) -> Sequence[Step]:
+        # One after the other, each reading what consul.leader asked early (one round trip
+        # in all): agent's and services' messages name the token that consul.token described.
         return (Step("consul.leader", self.leader),
-                Step("consul.token", self.token, parallel=True),
-                # after consul.token: its messages name the token that token described
+                Step("consul.token", self.token),
                 Step("consul.agent", self.agent, gate=False),
-                Step("consul.services", self.services, gate=False, parallel=True))
+                Step("consul.services", self.services, gate=False))
 
     def close(self) -> None:
         if "probe" in self.__dict__:
@@ -62,6 +65,7 @@ class ConsulCheck(ServiceCheck):
     # -- steps ------------------------------------------------------------------------------
     def leader(self) -> str:
         what = "GET /v1/status/leader"
+        self.ask_early({path: lambda path=path: self.probe.get(path) for path in self._later()})
         resp = self.probe.get("/v1/status/leader")  # needs no ACL
         if resp.status_code != 200:
             raise self._failure(resp, what)
@@ -77,7 +81,7 @@ class ConsulCheck(ServiceCheck):
 
     def token(self) -> str | Outcome:
         what = "GET /v1/acl/token/self"
-        resp = self.probe.get("/v1/acl/token/self")
+        resp = self._get(TOKEN_SELF)
         if resp.status_code == 401 and "ACL support disabled" in resp.text:
             note = "token not needed" if self.secret else "no token needed"
             return f"ACLs are disabled on this cluster; {note}"
@@ -94,7 +98,7 @@ class ConsulCheck(ServiceCheck):
 
     def agent(self) -> str:
         what = "GET /v1/agent/self"
-        resp = self.probe.get("/v1/agent/self")
+        resp = self._get(AGENT_SELF)
         if resp.status_code != 200:
             raise self._failure(resp, what, "agent:read")
         body = self.probe.json(resp, what)
@@ -115,7 +119,7 @@ class ConsulCheck(ServiceCheck):
         hidden: list[str] = []
         failing: list[str] = []
         for name in wanted:
-            path = f"/v1/health/service/{quote(name, safe='')}"
+            path = _health_path(name)
             nodes, filtered = self._health(path + "?passing", name)
             if nodes:
                 passing.append(f"{name} ({len(nodes)} instance(s))")
@@ -154,6 +158,18 @@ class ConsulCheck(ServiceCheck):
                           " or check consul.services in the profile")
 
     # -- helpers ----------------------------------------------------------------------------
+    def _later(self) -> list[str]:
+        """The requests of the selected later steps that need no earlier answer."""
+        paths = [p for cid, p in (("consul.token", TOKEN_SELF), ("consul.agent", AGENT_SELF))
+                 if self.ctx.selected(cid)]
+        if self.ctx.selected("consul.services"):
+            paths += [_health_path(n) + "?passing" for n in dict.fromkeys(self.cfg.services)]
+        return paths
+
+    def _get(self, path: str) -> Any:
+        """The answer to GET `path`: asked early by consul.leader, or now."""
+        return self.answer(path, lambda: self.probe.get(path))
+
     def _anonymous(self, resp: Any) -> str | Outcome:
         """No token, ACLs on, no agent default token: requests run as the anonymous token."""
         self.anonymous, self.who = True, "the anonymous token (no CONSUL_TOKEN configured)"
@@ -179,7 +195,7 @@ class ConsulCheck(ServiceCheck):
 
     def _health(self, path: str, name: str) -> tuple[list[Any], bool]:
         what = f"GET /v1/health/service/{name}"
-        resp = self.probe.get(path)
+        resp = self._get(path)
         if resp.status_code != 200:
             raise self._failure(resp, what, "service:read")
         nodes = self.probe.json(resp, what)
@@ -238,6 +254,10 @@ class ConsulCheck(ServiceCheck):
         body = text or "no body"
         return CheckFailed(Reason.UNEXPECTED, f"{what} answered HTTP {status} ({body}): is the"
                            " URL pointing at the Consul HTTP API?", self.hint("url"))
+
+
+def _health_path(service: str) -> str:
+    return f"/v1/health/service/{quote(service, safe='')}"
 
 
 def _grants(body: Any) -> str:

@@ -8,10 +8,10 @@ whole seconds (protocols.md §4). Keys travel in `apikey`; only legacy JWT keys 
 
 `supabase.keys` reads both keys locally, decoding the JWT payload without verifying it (the
 project's JWT secret is not ours to have), so swapped keys, an anon key as the service key or an
-expired key are named before any request. REST, GoTrue and Storage are then probed independently,
-but they sit behind one gateway: a transport failure (refused, timed out, ...) is reported by the
-first step that meets it and repeated, not retried, by the next ones, so a hung gateway costs one
-timeout instead of three.
+expired key are named before any request. REST, GoTrue and Storage are then probed independently
+(supabase.rest asks the other two early: one round trip for the three), but they sit behind one
+gateway: a transport failure (refused, timed out, ...) is reported by the first step that meets
+it and repeated by the next ones, so a hung gateway costs one timeout instead of three.
 """
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ from platctl.secrets import clip
 WANTED = {"service_key": "service_role", "anon_key": "anon"}
 EXPIRY_WARN_DAYS = 30
 # Failures of the connection itself: the same for every request to the gateway.
+# What supabase.rest asks early for the steps after it: (check id, path, key it sends).
+LATER = (("supabase.auth", "/auth/v1/health", "anon_key"),
+         ("supabase.storage", "/storage/v1/bucket", "service_key"))
 TRANSPORT = {Reason.REFUSED, Reason.TIMEOUT, Reason.DNS, Reason.TLS, Reason.RESET,
              Reason.UNEXPECTED}
 
@@ -100,6 +103,9 @@ class SupabaseCheck(ServiceCheck):
 
     def rest(self) -> str:
         what = "GET /rest/v1/"
+        self.ask_early({path: lambda path=path, name=name: self.probe.get(
+            path, headers=self._headers(name)) for cid, path, name in LATER
+            if self.ctx.selected(cid)})
         resp = self._get("/rest/v1/", "service_key", "supabase.rest")
         if resp.status_code == 404 and json_object(resp).get("code") == "PGRST126":
             return "PostgREST accepts the service key (its OpenAPI root is disabled: PGRST126)"
@@ -196,11 +202,10 @@ class SupabaseCheck(ServiceCheck):
     def _get(self, path: str, name: str, step: str) -> Any:
         if self._down is not None:
             failed, where = self._down
-            raise CheckFailed(failed.reason, f"{failed.message} (as in {where}: the same gateway,"
-                              " not asked again)", failed.hint)
-        headers = self._headers(name)
+            raise CheckFailed(failed.reason, f"{failed.message} (as in {where}: the same"
+                              " gateway)", failed.hint)
         try:
-            return self.probe.get(path, headers=headers)
+            return self.answer(path, lambda: self.probe.get(path, headers=self._headers(name)))
         except CheckFailed as failed:
             if failed.reason in TRANSPORT:
                 self._down = (failed, step)
