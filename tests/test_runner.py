@@ -7,7 +7,7 @@ from contextlib import ExitStack
 import pytest
 
 from platctl import contract, runner
-from tests.support import by_id, hung_server, run_report, write_profile
+from tests.support import by_id, clean_env, hung_server, run_report, write_profile
 
 
 def test_checks_of_one_plane_run_concurrently(tmp_path):
@@ -101,27 +101,114 @@ def test_every_check_run_alone_against_a_refusing_stack_is_classified(tmp_path, 
 
 
 # -- waves: steps of one service that run together (Step.parallel) ----------------------------
+@pytest.fixture
+def scripted(monkeypatch):
+    """consul's checks replaced by tests/scripted_check.py: leader, then a wave of three."""
+    from tests import scripted_check
+
+    monkeypatch.setitem(runner.MODULES, "consul", "tests.scripted_check")
+    scripted_check.SCRIPT.clear()
+    scripted_check.RAN.clear()
+    scripted_check.CLOSED.clear()
+    return scripted_check
+
+
+WAVE = ("consul.leader", "consul.token", "consul.agent", "consul.services")
+
+
+def test_a_wave_costs_its_slowest_step_not_their_sum(tmp_path, scripted):
+    scripted.SCRIPT.update({cid: ("pass", 0.4) for cid in WAVE})
+    report = run_report(write_profile(tmp_path), only=("consul",), timeout=5)
+    r = by_id(report)
+    assert all(r[c].status.value == "pass" for c in WAVE), [r[c] for c in WAVE]
+    assert all(r[c].duration_ms >= 390 for c in WAVE)  # each really took its 0.4 s
+    control = next(p for p in report.planes if p.name == "control")
+    assert control.duration_ms < 1000, control  # 4 x 0.4 s one after another would be 1.6 s
+
+
+def test_a_failed_gate_voids_the_answers_of_its_wave(tmp_path, scripted):
+    scripted.SCRIPT["consul.leader"] = ("fail", 0.2)
+    report = run_report(write_profile(tmp_path), only=("consul",), timeout=5)
+    r = by_id(report)
+    assert r["consul.leader"].reason.value == "unavailable"
+    assert set(scripted.RAN) == set(WAVE)  # the others did run alongside...
+    for cid in WAVE[1:]:  # ...but read as not run, their answers meaning nothing now
+        assert r[cid].status.value == "skip", r[cid]
+        assert r[cid].message == "not run: consul.leader failed"
+
+
+def test_a_failed_step_that_is_no_gate_leaves_its_wave_alone(tmp_path, scripted):
+    scripted.SCRIPT["consul.agent"] = ("fail", 0.0)
+    r = by_id(run_report(write_profile(tmp_path), only=("consul",), timeout=5))
+    assert r["consul.agent"].status.value == "fail"
+    assert [r[c].status.value for c in ("consul.leader", "consul.token", "consul.services")] \
+        == ["pass"] * 3
+
+
+def test_a_hung_wave_blames_its_first_check_and_keeps_the_deadline(tmp_path, scripted):
+    scripted.SCRIPT.update({"consul.leader": ("hang", 0), "consul.agent": ("hang", 0)})
+    t0 = time.monotonic()
+    report = run_report(write_profile(tmp_path), only=("consul",), timeout=1)
+    elapsed = time.monotonic() - t0
+    r = by_id(report)
+    assert r["consul.leader"].reason.value == "timeout", r["consul.leader"]
+    assert [r[c].message for c in ("consul.token", "consul.agent")] == \
+        ["not run: consul.leader failed"] * 2
+    assert elapsed < 1.8
+
+
+def test_cleanup_overlaps_the_next_plane_and_ends_before_run_returns(tmp_path, scripted):
+    scripted.SCRIPT["close"] = ("pass", 0.6)  # e.g. deleting a canary on a slow server
+    t0 = time.monotonic()
+    report = run_report(write_profile(tmp_path), only=("consul", "runtime"), timeout=5)
+    returned = time.monotonic()
+    control = next(p for p in report.planes if p.name == "control")
+    assert report.ok, report
+    assert control.duration_ms < 300, control  # the verdicts, not the cleanup
+    assert scripted.CLOSED and scripted.CLOSED[0] <= returned  # nothing left running
+    assert returned - t0 >= 0.6
+    assert report.duration_ms < 500  # the report times the verdict, not the cleanup
+
+
+def test_a_hung_cleanup_is_abandoned_after_the_timeout(tmp_path, scripted):
+    scripted.SCRIPT["close"] = ("pass", 30.0)
+    t0 = time.monotonic()
+    outcome = runner.run(*_loaded(tmp_path), runner.Options(timeout=1, only=("consul",)),
+                         clean_env())
+    assert time.monotonic() - t0 < 2.0
+    assert outcome.report.ok and outcome.stuck_workers == 1 and not scripted.CLOSED
+
+
+def _loaded(tmp_path):
+    from platctl.profiles.loader import load_path
+
+    return (load_path(write_profile(tmp_path), clean_env()),)
+
+
+# -- asking early: a step sends later steps' requests (ServiceCheck.ask_early) -----------------
 def _consul_profile(tmp_path, emu):
     from tests.emulators.consul import GOOD_TOKEN
 
-    return write_profile(tmp_path, consul={"url": emu.url, "token": GOOD_TOKEN})
+    return write_profile(tmp_path, consul={"url": emu.url, "token": GOOD_TOKEN,
+                                           "services": ["consul", "redis"]})
 
 
-def test_a_wave_costs_one_round_trip_not_one_per_check(tmp_path):
+def test_asking_early_costs_one_round_trip_for_the_whole_service(tmp_path):
     from tests.emulators.consul import ConsulEmulator
 
     with ConsulEmulator() as emu:
         emu.fault, emu.slow_seconds = "slow", 0.4  # every answer 0.4 s late
         report = run_report(_consul_profile(tmp_path, emu), only=("consul",), timeout=5)
+        asked = [req.path for req in emu.requests]
     r = by_id(report)
-    wave = ("consul.leader", "consul.token", "consul.agent")  # consul.services: none wanted
-    assert all(r[c].status.value == "pass" for c in wave), [r[c] for c in wave]
-    assert all(r[c].duration_ms >= 390 for c in wave)  # each really waited for its answer
+    assert all(r[c].status.value == "pass" for c in WAVE), [r[c] for c in WAVE]
+    assert len(asked) == 5, asked  # leader, token, agent, and each service's health
+    assert r["consul.leader"].duration_ms >= 390  # the one wait...
     control = next(p for p in report.planes if p.name == "control")
-    assert control.duration_ms < 1000, control  # 3 x 0.4 s one after another would be 1.2 s
+    assert control.duration_ms < 700, control  # ...for all five: 2 s one after another
 
 
-def test_a_failed_gate_voids_the_answers_of_its_wave(tmp_path):
+def test_answers_asked_early_are_not_read_after_a_failed_gate(tmp_path):
     from tests.emulators.consul import ConsulEmulator
 
     with ConsulEmulator() as emu:
@@ -130,25 +217,20 @@ def test_a_failed_gate_voids_the_answers_of_its_wave(tmp_path):
         asked = {req.path for req in emu.requests}
     r = by_id(report)
     assert r["consul.leader"].reason.value == "unavailable"
-    assert "/v1/acl/token/self" in asked  # the token check did run alongside...
-    for cid in ("consul.token", "consul.agent", "consul.services"):  # ...but reads as not run
+    assert "/v1/acl/token/self" in asked  # asked early...
+    for cid in WAVE[1:]:  # ...but never read
         assert r[cid].status.value == "skip", r[cid]
         assert r[cid].message == "not run: consul.leader failed"
 
 
-def test_a_hung_wave_blames_its_first_check_and_keeps_the_deadline(tmp_path):
+def test_a_step_run_alone_asks_for_itself(tmp_path):
     from tests.emulators.consul import ConsulEmulator
 
     with ConsulEmulator() as emu:
-        emu.fault = "hang"
-        t0 = time.monotonic()
-        report = run_report(_consul_profile(tmp_path, emu), only=("consul",), timeout=1)
-        elapsed = time.monotonic() - t0
-    r = by_id(report)
-    assert r["consul.leader"].reason.value == "timeout", r["consul.leader"]
-    assert [r[c].message for c in ("consul.token", "consul.agent")] == \
-        ["not run: consul.leader failed"] * 2
-    assert elapsed < 1.8
+        report = run_report(_consul_profile(tmp_path, emu), only=("consul.agent",), timeout=5)
+        asked = [req.path for req in emu.requests]
+    assert by_id(report)["consul.agent"].status.value == "pass"
+    assert asked == ["/v1/agent/self"]  # nothing asked for the unselected checks
 
 
 def test_stop_at_cuts_every_deadline_short(tmp_path):

@@ -111,6 +111,7 @@ def run(profile: Profile, opts: Options, env: Mapping[str, str]) -> RunOutcome:
     planes: list[PlaneResult] = []
     blocked_by: str | None = None
     workers: list[threading.Thread] = []  # every worker started; some may be abandoned
+    closing: list[tuple[threading.Thread, float]] = []  # workers in close(), and until when
     try:
         for plane in contract.PLANES:
             specs = [s for s in contract.services_in(plane) if sel.in_report(s.name)]
@@ -123,7 +124,8 @@ def run(profile: Profile, opts: Options, env: Mapping[str, str]) -> RunOutcome:
                 plane_results = [_result(s, cid, Outcome(Status.SKIP, why), 0.0, meta)
                                  for s in specs for cid in s.check_ids]
             else:
-                plane_results = _run_plane(specs, ctx, sel, opts, meta, workers, origin)
+                plane_results = _run_plane(specs, ctx, sel, opts, meta, workers, origin,
+                                           closing)
             results += plane_results
             planes.append(PlaneResult(name=plane, status=plane_status(plane_results),
                                       duration_ms=_ms(time.monotonic() - t0)))
@@ -132,13 +134,16 @@ def run(profile: Profile, opts: Options, env: Mapping[str, str]) -> RunOutcome:
                 blocked_by = plane
             if failed and opts.fail_fast:
                 blocked_by = blocked_by or plane
+        ended = time.monotonic()  # the verdict; the report's duration stops here
+        for thread, until in closing:  # cleanups that overlapped later planes, each bounded
+            thread.join(max(0.0, until - time.monotonic()))
     except BaseException:  # SIGINT/SIGTERM: stop new steps, let canaries be deleted
         ctx.cancel.set()
         _join_quietly(workers, CLEANUP_WAIT)
         raise
     report = Report(profile=profile.name, ok=not any(r.status is Status.FAIL and r.required
                                                      for r in results),
-                    duration_ms=_ms(time.monotonic() - started), planes=tuple(planes),
+                    duration_ms=_ms(ended - started), planes=tuple(planes),
                     checks=tuple(results))
     ctx.cancel.set()
     # Workers cut short by --fail-fast get a moment to delete their canaries; threads
@@ -148,8 +153,8 @@ def run(profile: Profile, opts: Options, env: Mapping[str, str]) -> RunOutcome:
 
 
 def _run_plane(specs: list[contract.ServiceSpec], ctx: CheckContext, sel: _Selection,
-               opts: Options, meta: "_Meta",
-               workers: list[threading.Thread], origin: float) -> list[CheckResult]:
+               opts: Options, meta: "_Meta", workers: list[threading.Thread], origin: float,
+               closing: list[tuple[threading.Thread, float]]) -> list[CheckResult]:
     """Run one plane's services concurrently; the worker announces each step's deadline
     (see `_due`) and this loop enforces it. Durations in the report are the steps' own."""
     events: queue.Queue = queue.Queue()
@@ -195,6 +200,14 @@ def _run_plane(specs: list[contract.ServiceSpec], ctx: CheckContext, sel: _Selec
                 for other in live.values():
                     if other is not lv and not other.finished:
                         other.finished = True
+        elif kind == "closing":
+            # Every verdict of the service is in; its close() (deleting a canary, sweeping
+            # orphans: round trips that decide nothing) overlaps the next plane, and run()
+            # waits for it before returning, so nothing is left behind when the runtime starts.
+            lv.finished = True
+            until = at + opts.timeout
+            closing.append((lv.thread, until if opts.stop_at is None else min(until,
+                                                                              opts.stop_at)))
         elif kind == "end":
             lv.finished = True
     out: list[CheckResult] = []
@@ -316,6 +329,7 @@ def _work(spec: contract.ServiceSpec, ctx: CheckContext, sel: _Selection,
         first = next(iter(spec.check_ids))
         put("done", first, _internal(exc))
     finally:
+        put("closing")  # every verdict is in: the plane may go on (see _run_plane)
         if check is not None:
             try:
                 check.close()
