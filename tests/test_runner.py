@@ -242,3 +242,31 @@ def test_stop_at_cuts_every_deadline_short(tmp_path):
         elapsed = time.monotonic() - t0
     assert by_id(report)["consul.leader"].reason.value == "timeout"
     assert 0.9 < elapsed < 1.6, elapsed
+
+
+# -- imports one service at a time (runner._Turns) ----------------------------------------------
+def test_services_take_turns_to_import_in_contract_order():
+    import threading
+
+    turns, log = runner._Turns(["redis", "arango", "duckdb"]), []
+
+    def prepare(name):
+        with turns.turn(name, time.monotonic() + 5):
+            log.append(f"{name} in")
+            time.sleep(0.05)  # an import: nobody else's may interleave with it
+            log.append(f"{name} out")
+
+    threads = [threading.Thread(target=prepare, args=(n,)) for n in ("duckdb", "arango", "redis")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert log == ["redis in", "redis out", "arango in", "arango out", "duckdb in", "duckdb out"]
+
+
+def test_a_turn_that_does_not_come_is_taken_at_the_deadline():
+    turns = runner._Turns(["redis", "arango"])  # redis never takes its turn
+    t0 = time.monotonic()
+    with turns.turn("arango", t0 + 0.3):
+        waited = time.monotonic() - t0
+    assert 0.25 < waited < 1.0

@@ -12,7 +12,8 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -159,10 +160,11 @@ def _run_plane(specs: list[contract.ServiceSpec], ctx: CheckContext, sel: _Selec
     (see `_due`) and this loop enforces it. Durations in the report are the steps' own."""
     events: queue.Queue = queue.Queue()
     live = {s.name: _Live(s) for s in specs}
+    turns = _Turns([s.name for s in specs])
     for lv in live.values():
         lv.due = _due(origin, time.monotonic(), opts.timeout, opts.stop_at)  # before prepare()
-        lv.thread = threading.Thread(target=_work,
-                                     args=(lv.spec, ctx, sel, events, origin, opts.stop_at),
+        lv.thread = threading.Thread(target=_work, args=(lv.spec, ctx, sel, events, origin,
+                                                         opts.stop_at, turns),
                                      name=f"check-{lv.spec.name}", daemon=True)
         lv.thread.start()
         workers.append(lv.thread)
@@ -283,7 +285,7 @@ def _due(anchor: float, now: float, timeout: float, cap: float | None = None) ->
 
 
 def _work(spec: contract.ServiceSpec, ctx: CheckContext, sel: _Selection,
-          events: queue.Queue, origin: float, cap: float | None = None) -> None:
+          events: queue.Queue, origin: float, cap: float | None, turns: "_Turns") -> None:
     def put(kind: str, cid: str | None = None, payload: object = None) -> None:
         events.put((kind, spec.name, cid, payload, time.monotonic()))
 
@@ -295,15 +297,16 @@ def _work(spec: contract.ServiceSpec, ctx: CheckContext, sel: _Selection,
     first = next((c for c in spec.check_ids if not c.endswith(".tls")), spec.check_ids[0])
     put("prepare", first, _due(anchor, time.monotonic(), ctx.timeout, cap))
     try:
-        module = importlib.import_module(MODULES[spec.name])
-        check = module.CHECK(ctx)
-        check.deadline = _due(anchor, time.monotonic(), ctx.timeout, cap)
-        steps = check.all_steps()
-        try:
-            check.prepare()
-        except CheckFailed as failed:  # e.g. an unreadable CA bundle while building a client
-            put("done", steps[0].id, failed.outcome)
-            return
+        with turns.turn(spec.name, _due(anchor, time.monotonic(), ctx.timeout, cap)):
+            module = importlib.import_module(MODULES[spec.name])
+            check = module.CHECK(ctx)
+            check.deadline = _due(anchor, time.monotonic(), ctx.timeout, cap)
+            steps = check.all_steps()
+            try:
+                check.prepare()
+            except CheckFailed as failed:  # e.g. an unreadable CA bundle for a client
+                put("done", steps[0].id, failed.outcome)
+                return
         put("start", None, (check.deadline, ()))  # prepared: nothing in flight until a wave
         for wave in _waves(steps):
             if ctx.cancel.is_set():
@@ -336,6 +339,33 @@ def _work(spec: contract.ServiceSpec, ctx: CheckContext, sel: _Selection,
             except Exception:  # noqa: BLE001 - cleanup is best effort, never a verdict
                 pass
         put("end")
+
+
+class _Turns:
+    """Client libraries are imported one service at a time, in contract order (the local
+    DuckDB last in its plane). Imports are CPU under one GIL: run side by side, every
+    service would get its library only when all of them are loaded (~0.9 s with
+    google-cloud-storage and redis-py); one by one, the first services already wait on the
+    network while the next ones import, and a plane costs the imports *or* the round trips
+    more than their sum. A turn not come by the worker's deadline is taken anyway (the
+    runner's clock then reports the starved import as before)."""
+
+    def __init__(self, order: list[str]) -> None:
+        self._order, self._done = order, set()
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def turn(self, name: str, until: float) -> Iterator[None]:
+        before = self._order[:self._order.index(name)]
+        with self._cond:
+            self._cond.wait_for(lambda: self._done.issuperset(before),
+                                timeout=max(0.0, until - time.monotonic()))
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._done.add(name)
+                self._cond.notify_all()
 
 
 def _fewer_malloc_arenas() -> None:
