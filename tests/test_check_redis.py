@@ -115,7 +115,8 @@ def test_tls_untrusted_certificate(tmp_path, redis_tls, tls_certs):
     tls = r["redis.tls"]  # the certificate check comes first and is a gate
     assert tls.reason.value == "tls" and "certificate verify failed" in tls.message
     assert r["redis.ping"].status.value == "skip"
-    # redis-py's own handshake, with the certificate check skipped, says the same
+    # redis.ping's own handshake (checks/resp.py), with the certificate check skipped, says
+    # the same
     ping = by_id(redis_report(tmp_path, redis_tls.url(), tls=untrusted,
                               skip=("redis.tls",)))["redis.ping"]
     assert ping.reason.value == "tls" and "certificate verify failed" in ping.message

@@ -133,10 +133,10 @@ def test_signals_exit_promptly_and_boot_never_execs(tmp_path, sig, code):
 
 
 def test_a_stuck_client_does_not_hold_the_process(tmp_path):
-    # A client library that ignores its own timeout: redis-py's connect patched to block.
+    # A client that ignores its own timeout: the Redis check's connect patched to block.
     (tmp_path / "sitecustomize.py").write_text(
-        "import time, redis.connection\n"
-        "redis.connection.AbstractConnection.connect = lambda self, *a, **k: time.sleep(120)\n")
+        "import time, platctl.checks.resp\n"
+        "platctl.checks.resp.Connection.open = lambda self, *a, **k: time.sleep(120)\n")
     env = clean_env(PYTHONPATH=str(tmp_path))
     t0 = time.monotonic()
     proc = platctl("validate", "-p", str(local_profile(tmp_path, redis={"url": "redis://127.0.0.1:1"})),

@@ -133,7 +133,7 @@ def test_skip_option_applies_to_the_tls_check(tmp_path, ca, redis_factory):
     served = redis_with(redis_factory, ca, tmp_path / "c", "127.0.0.1", days=-3, starts_in=-30)
     r = by_id(report(tmp_path, served, skip=("redis.tls",)))
     assert r["redis.tls"].status.value == "skip" and "--skip redis.tls" in r["redis.tls"].message
-    # redis.ping ran (the gate was skipped, not failed) and met the certificate in redis-py
+    # redis.ping ran (the gate was skipped, not failed) and met the certificate in its own handshake
     assert_fail(r["redis.ping"], "tls", "certificate verify failed")
 
 

@@ -1,7 +1,7 @@
 """Classify transport failures (from any client library) into a failure class and words.
 
-Libraries wrap the OS error differently (requests → urllib3 → OSError, httpx → httpcore,
-redis-py re-raises with its own text), so we walk the whole cause chain and fall back to
+Libraries wrap the OS error differently (requests → urllib3 → OSError, httpx → httpcore;
+checks/resp.py raises the socket's own), so we walk the whole cause chain and fall back to
 the texts the OS and OpenSSL put into messages.
 """
 from __future__ import annotations

@@ -1,62 +1,86 @@
 """Redis: the platform's hot state, WAL (streams) and events.
 
-redis-py >= 8 retries connection errors ten times and older versions block forever, so the
-client is built with explicit socket timeouts, no retries and one connection (protocols.md §6).
+Spoken with checks/resp.py, a small RESP2 client (bounded by the step's budget, no retries,
+one connection), not redis-py: importing redis-py cost 0.15-0.3 s of CPU under the GIL the
+plane's other checks share, and it makes round trips of its own on connect.
 
 Every answer waited for costs the server's distance (tens of ms to a managed Redis in another
-region), so round trips are counted: redis.ping is two (AUTH on connect, then PING, INFO and
-ACL WHOAMI in one pipeline), every other step one (tests/test_redis_round_trips.py).
+region), so the whole service is ONE round trip: redis.ping sends, in one write, AUTH and
+SELECT (as the URL asks), PING, INFO server, ACL WHOAMI (no user in the URL), then the
+commands of the later steps that are selected (streams, eviction's CONFIG GET, canary, in
+step order). Each later step reads its own replies, in order, from that connection. A step
+whose commands ping did not carry (`--only redis.canary`) sends its own batch, AUTH included
+on a fresh connection (tests/test_redis_round_trips.py).
+
+A failed AUTH fails redis.ping and the later steps are not run; the server still runs the
+rest of the write: as NOAUTH errors, or, on a server without a password (AUTH's "called
+without any password configured"), for real, every write with the DEL that undoes it.
 """
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import cached_property
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from platctl.checks.base import CheckFailed, Outcome, ServiceCheck, Step, skip, warn
 from platctl.checks.errors import TLS_HINT, classify, describe
+from platctl.checks.resp import Connection, ProtocolError, RespError
 from platctl.result import Reason, Status
 from platctl.secrets import clip
 
 CANARY_TTL_MS = 30_000  # a canary that outlives a killed run still expires on its own
+LATER = ("redis.streams", "redis.eviction", "redis.canary")  # what ping's write may carry
 
 
 class RedisCheck(ServiceCheck):
     service = "redis"
     env = {"url": "REDIS_URL"}
-    _policy_reply: object = None  # CONFIG GET maxmemory-policy, as redis.ping received it
+    _conn: Connection | None = None
+    # (step id, number of replies) of the later steps whose commands ping's write carried,
+    # in the order sent: each step reads its own after the ones before it
+    _carried: tuple = ()
+    _lost: frozenset = frozenset()  # carried steps whose replies died with the connection
+    _broken: BaseException | None = None  # what ended it: stands for those replies
 
     @cached_property
-    def url(self) -> str:
-        return self.cfg.url.get_secret_value()
+    def parts(self):  # noqa: ANN201
+        return urlsplit(self.cfg.url.get_secret_value())
 
     @cached_property
     def tls(self) -> bool:
-        return urlsplit(self.url).scheme == "rediss"
+        return self.parts.scheme == "rediss"
 
     @cached_property
     def target(self) -> str:
-        parts = urlsplit(self.url)
-        return f"{parts.hostname}:{parts.port or 6379}"
+        host = self.parts.hostname
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
 
     @cached_property
-    def client(self):
-        import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
+    def port(self) -> int:
+        return self.parts.port or 6379
 
-        kw = _no_client_setinfo()
-        if self.tls:
-            kw |= {"ssl_ca_certs": self.ctx.ca_file, "ssl_cert_reqs": "required"}
-        return redis.Redis.from_url(
-            # Built in the first step, whose deadline includes importing redis-py.
-            self.url, socket_timeout=self.budget(), socket_connect_timeout=self.budget(),
-            retry=Retry(NoBackoff(), 0), retry_on_timeout=False, protocol=2,
-            single_connection_client=True, health_check_interval=0, **kw)
+    @cached_property
+    def user(self) -> str | None:
+        return unquote(self.parts.username) if self.parts.username else None
 
-    def prepare(self) -> None:
-        import redis  # noqa: F401
+    @cached_property
+    def db(self) -> int:
+        path = unquote(self.parts.path).strip("/")
+        try:
+            return int(path or 0)
+        except ValueError:
+            raise CheckFailed(Reason.CONFIG, f"REDIS_URL's path must be a database number"
+                              f" (/0), not /{clip(path, 40)}", self.hint("url")) from None
+
+    @cached_property
+    def canary_key(self) -> str:
+        return f"platctl:canary:{self.ctx.run_id}"
+
+    @cached_property
+    def canary_token(self) -> str:
+        return secrets.token_hex(8)
 
     def steps(self) -> Sequence[Step]:
         return (Step("redis.ping", self.ping),
@@ -65,242 +89,257 @@ class RedisCheck(ServiceCheck):
                 Step("redis.canary", self.canary, gate=False))
 
     def close(self) -> None:
-        if "client" in self.__dict__:
-            self.client.close()
+        # Nothing to delete: every write travelled with its DEL (see _commands).
+        self._drop(None)
 
     # -- steps ------------------------------------------------------------------------------
     def ping(self) -> str:
-        # One round trip after the connection's AUTH: PING, INFO, the eviction policy for
-        # redis.eviction (one round trip fewer there) and, when the URL names no user, ACL
-        # WHOAMI travel in one write. An error to PING or INFO fails the step (the first one
-        # wins: PING's NOAUTH before INFO's); CONFIG GET's and WHOAMI's never do.
-        user = urlsplit(self.url).username
-        commands = [("PING",), ("INFO", "server"), ("CONFIG GET", "maxmemory-policy")] \
-            + ([] if user else [("ACL WHOAMI",)])
+        own = [("PING",), ("INFO", "server")] + ([] if self.user else [("ACL", "WHOAMI")])
+        later = [(cid, self._commands(cid)) for cid in LATER if self.ctx.selected(cid)]
+        later = [(cid, cmds) for cid, cmds in later if cmds]
         with self._errors("PING"):
-            replies = self._send(*commands)
-            _raise_first(replies[:2])
-        self._policy_reply = replies[2]
-        version = replies[1].get("redis_version", "?")
-        if not user:
-            user = _whoami(replies[3])
+            hello = self._hello()  # first: a URL naming no database number fails here
+            conn = self._open()
+            conn.send(*hello, *own, *(c for _, cmds in later for c in cmds))
+            self._carried = tuple((cid, len(cmds)) for cid, cmds in later)
+            try:
+                self._read_hello(hello)
+                # An error to PING or INFO fails the step, PING's first (NOAUTH before
+                # INFO's): read one at a time so a failure does not wait for the rest.
+                # WHOAMI's never does.
+                replies = []
+                for cmd in own:
+                    replies.append(conn.read())
+                    if cmd[0] != "ACL":
+                        _raise_first(self, "PING", replies[-1:])
+            except CheckFailed as failed:
+                self._drop(failed)  # unread replies: the connection is out of step
+                raise
+        version = _info_field(replies[1], "redis_version") or "?"
+        user = self.user or _whoami(replies[2])
         how = " over TLS" if self.tls else ""
         return f"PONG from Redis {version} at {self.target}{how}" + (f" as {user}" if user else "")
 
     def streams(self) -> str:
-        key = f"platctl:canary:{self.ctx.run_id}:stream"
+        with self._errors("XLEN" if self.ctx.read_only else "XADD/XRANGE"):
+            replies = self._replies("redis.streams")
         if self.ctx.read_only:
-            with self._errors("XLEN"):
-                self.client.xlen(key)
+            _raise_first(self, "XLEN", replies)
             return "streams available (read-only: XLEN only)"
-        _, _, entries, _ = self._pipelined(
-            "XADD/XRANGE", ("XADD", key, "MAXLEN", "1", "*", "probe", "1"),
-            ("PEXPIRE", key, CANARY_TTL_MS), ("XRANGE", key, "-", "+", "COUNT", "1"), ("DEL", key))
-        if len(entries) != 1:
-            raise CheckFailed(Reason.UNEXPECTED, f"XRANGE returned {len(entries)} entries after"
-                              " one XADD", self.hint("url"))
+        _raise_first(self, "XADD/XRANGE", replies)
+        entries = replies[2]
+        if not isinstance(entries, list) or len(entries) != 1:
+            n = len(entries) if isinstance(entries, list) else "no"
+            raise CheckFailed(Reason.UNEXPECTED, f"XRANGE returned {n} entries after one XADD",
+                              self.hint("url"))
         return "streams usable (XADD, XRANGE, DEL on a platctl: key)"
 
     def eviction(self) -> str | Outcome:
-        try:
-            with self._errors("CONFIG GET"):
-                policy = self._config_get("maxmemory-policy")
-        except _Blocked as blocked:
-            # Managed Redis (Memorystore blocks CONFIG and ACL, protocols.md §6) hides the
-            # setting from clients: unknown is not unhealthy, the console shows it.
-            return Outcome(Status.PASS, f"eviction policy unknown (not readable: CONFIG GET is"
-                           f" not allowed here, {blocked}), as on managed Redis (Memorystore);"
-                           " make sure maxmemory-policy is noeviction in the provider's console")
+        with self._errors("CONFIG GET"):
+            (reply,) = self._replies("redis.eviction")
+        if isinstance(reply, RespError):
+            if reply.code == "NOPERM" or "unknown command" in reply \
+                    or "unknown subcommand" in reply:
+                # Managed Redis (Memorystore blocks CONFIG and ACL, protocols.md §6) hides the
+                # setting from clients: unknown is not unhealthy, the console shows it.
+                blocked = clip(reply.detail.split(",")[0], 80)
+                return Outcome(Status.PASS, f"eviction policy unknown (not readable: CONFIG GET"
+                               f" is not allowed here, {blocked}), as on managed Redis"
+                               " (Memorystore); make sure maxmemory-policy is noeviction in the"
+                               " provider's console")
+            raise _refusal(self, "CONFIG GET", reply)
+        policy = _config_value(reply, "maxmemory-policy")
         if policy is None:  # CONFIG answered, but knows no such parameter (a Redis-alike)
             return Outcome(Status.PASS, "eviction policy unknown: the server has no"
                            " maxmemory-policy parameter; make sure it never evicts keys")
         if policy == "noeviction":
             return "maxmemory-policy is noeviction"
-        return warn(f"maxmemory-policy is {policy}: under memory pressure Redis may evict keys"
-                    " and the WAL can lose entries",
+        return warn(f"maxmemory-policy is {clip(policy, 40)}: under memory pressure Redis may"
+                    " evict keys and the WAL can lose entries",
                     "set maxmemory-policy noeviction on the Redis server")
 
     def canary(self) -> str | Outcome:
         if self.ctx.read_only:
             return skip("skipped: --read-only")
-        key = f"platctl:canary:{self.ctx.run_id}"
-        token = secrets.token_hex(8)
-        _, got, _ = self._pipelined("SET/GET", ("SET", key, token, "PX", CANARY_TTL_MS, "NX"),
-                                    ("GET", key), ("DEL", key))
-        if got is None or got.decode(errors="replace") != token:
+        with self._errors("SET/GET"):
+            replies = self._replies("redis.canary")
+        _raise_first(self, "SET/GET", replies)
+        if replies[1] != self.canary_token.encode():
             raise CheckFailed(Reason.UNEXPECTED, "the canary read back a different value"
                               " (is something else writing platctl: keys?)", self.hint("url"))
-        return f"canary written, read back and deleted ({key}, TTL {CANARY_TTL_MS // 1000} s)"
+        return (f"canary written, read back and deleted ({self.canary_key},"
+                f" TTL {CANARY_TTL_MS // 1000} s)")
 
-    # -- helpers ----------------------------------------------------------------------------
-    def _config_get(self, name: str) -> str | None:
-        """CONFIG GET of one parameter (the answer redis.ping fetched, when it ran);
-        _Blocked when the command is renamed, unknown or denied to this user (NOPERM), which
-        managed services do on purpose."""
-        import redis
+    # -- what each step sends ---------------------------------------------------------------
+    def _commands(self, step_id: str) -> tuple:
+        """A later step's commands. A write travels with the DEL that undoes it, in the same
+        write: the server runs them in order even when platctl stopped listening (SIGINT, a
+        timeout, a crash), so a stalled server that executes the write late deletes it too; a
+        separate DEL could overtake it (another connection) and leave it behind. The TTL stays
+        as the backstop for a batch cut in half. --read-only: XLEN, CONFIG GET, no write."""
+        key, ro = self.canary_key, self.ctx.read_only
+        stream = f"{key}:stream"
+        if step_id == "redis.streams":
+            return (("XLEN", stream),) if ro else (
+                ("XADD", stream, "MAXLEN", "1", "*", "probe", "1"),
+                ("PEXPIRE", stream, CANARY_TTL_MS), ("XRANGE", stream, "-", "+", "COUNT", "1"),
+                ("DEL", stream))
+        if step_id == "redis.eviction":
+            return (("CONFIG", "GET", "maxmemory-policy"),)
+        return () if ro else (("SET", key, self.canary_token, "PX", CANARY_TTL_MS, "NX"),
+                              ("GET", key), ("DEL", key))
 
-        reply, self._policy_reply = self._policy_reply, None
+    def _hello(self) -> list[tuple]:
+        """What a fresh connection sends first, as redis-py did: AUTH when the URL has
+        credentials, SELECT when it names a database other than 0 (a connection's default)."""
+        password = unquote(self.parts.password) if self.parts.password else None
+        hello: list[tuple] = []
+        if self.user:
+            hello.append(("AUTH", self.user, password or ""))
+        elif password:
+            hello.append(("AUTH", password))
+        if self.db:
+            hello.append(("SELECT", self.db))
+        return hello
+
+    # -- the connection ---------------------------------------------------------------------
+    def _open(self) -> Connection:
+        ssl_context = self.ctx.ssl_context() if self.tls else None
+        self._conn = Connection(self.parts.hostname, self.port, self.budget, ssl_context)
+        self._conn.open()
+        return self._conn
+
+    def _read_hello(self, hello: list[tuple]) -> None:
+        for cmd in hello:
+            reply = self._conn.read()
+            if isinstance(reply, RespError):
+                raise _refusal(self, cmd[0], reply)
+
+    def _replies(self, step_id: str) -> list:
+        """The replies to a step's commands: ping's write carried them (read them after the
+        earlier steps' ones), or they go now in one write: on a fresh connection, after
+        AUTH/SELECT."""
+        if step_id in self._lost:
+            raise self._broken
+        while self._carried:
+            (cid, n), self._carried = self._carried[0], self._carried[1:]
+            replies = [self._conn.read() for _ in range(n)]
+            if cid == step_id:
+                return replies
+        commands = self._commands(step_id)
+        hello = [] if self._conn is not None else self._hello()
+        conn = self._conn or self._open()
+        conn.send(*hello, *commands)
         try:
-            if isinstance(reply, Exception):
-                raise reply
-            value = (reply if isinstance(reply, dict) else self.client.config_get(name)).get(name)
-        except (redis.exceptions.NoPermissionError, redis.ResponseError) as exc:
-            text = str(exc)
-            if isinstance(exc, redis.exceptions.NoPermissionError) or "unknown command" in text \
-                    or "unknown subcommand" in text:
-                raise _Blocked(clip(text.split(",")[0], 80)) from None
+            self._read_hello(hello)
+        except CheckFailed as failed:
+            self._drop(failed)
             raise
-        return value.decode() if isinstance(value, bytes) else value
+        return [conn.read() for _ in commands]
 
-    def _pipelined(self, what: str, *commands: tuple) -> list:
-        """Send `commands` in one write on the check's connection, then read every reply.
-        A canary's DEL travels with the write it undoes: the server runs them in order even
-        when platctl stopped listening (SIGINT, a timeout, a crash), so a stalled server that
-        executes the write late deletes it too. A separate DEL after a timeout could overtake
-        the write (another connection) and leave it behind; an XADD whose PEXPIRE never came
-        would stay forever. The TTL stays as the backstop for a batch cut in half."""
-        with self._errors(what):
-            replies = self._send(*commands)
-            _raise_first(replies)
-        return replies
+    def _drop(self, why: BaseException | None) -> None:
+        """Close the connection; the carried replies not read yet are lost with it."""
+        self._lost |= {cid for cid, _ in self._carried}
+        self._carried, self._broken = (), why
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
-    def _send(self, *commands: tuple) -> list:
-        """Send `commands` in one write on the check's one connection and read every reply:
-        one round trip. Each command's place in the list holds its reply or the RedisError
-        that stands for it: its error answer (the connection stays in sync), or the failure
-        that ended the reading (the connection broke or timed out, an answer redis-py raises
-        as a connection error: NOAUTH, LOADING, or one that is not RESP), which stands for it
-        and every command after it. The connection is then dropped, as its unread answers
-        would be taken for the next command's; a later step connects again. redis-py's own
-        Pipeline is not used: it borrows a second connection from the pool (one more connect
-        and AUTH)."""
-        import redis
-
-        conn = self.client.connection  # connects (the client is single-connection)
-        conn.send_packed_command(conn.pack_commands(commands))
-        replies: list = []
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """A broken, timed-out or non-RESP stream: the connection is dropped, the failure
+        classified (and stands for the replies of later steps it carried)."""
         try:
-            for cmd in commands:
-                try:  # "ACL WHOAMI" is also the name redis-py keys its reply callback by
-                    replies.append(self.client.parse_response(conn, cmd[0]))
-                except redis.ResponseError as exc:
-                    replies.append(exc)
-        except redis.RedisError as exc:
-            conn.disconnect()
-            replies += [exc] * (len(commands) - len(replies))
-        except BaseException:
-            conn.disconnect()
-            raise
-        return replies
-
-    def _errors(self, what: str) -> "_RedisErrors":
-        return _RedisErrors(self, what)
+            yield
+        except (OSError, ProtocolError) as exc:
+            failed = _transport(self, exc)  # before the drop: it reads the connection's stage
+            self._drop(exc)
+            raise failed from None
 
 
-def _raise_first(replies: list) -> None:
-    import redis
-
+def _raise_first(check: RedisCheck, what: str, replies: list) -> None:
     for reply in replies:
-        if isinstance(reply, redis.RedisError):
-            raise reply
+        if isinstance(reply, RespError):
+            raise _refusal(check, what, reply)
+
+
+def _info_field(reply: object, name: str) -> str | None:
+    if not isinstance(reply, bytes):
+        return None
+    for line in reply.decode(errors="replace").splitlines():
+        key, _, value = line.partition(":")
+        if key == name:
+            return clip(value.strip(), 40)
+    return None
+
+
+def _config_value(reply: object, name: str) -> str | None:
+    """CONFIG GET's RESP2 answer is a flat [name, value, ...] list; [] for no such name."""
+    if isinstance(reply, list):
+        pairs = dict(zip(reply[::2], reply[1::2]))
+        value = pairs.get(name.encode())
+        if isinstance(value, bytes):
+            return value.decode(errors="replace")
+    return None
 
 
 def _whoami(reply: object) -> str | None:
-    """The user ACL WHOAMI named; None when it failed, as the step does not need the name:
-    refused (NOPERM: managed Redis blocks ACL), unknown (Redis < 6), or the connection went
-    after INFO's answer (the next step connects again)."""
-    import redis
-
-    if isinstance(reply, redis.RedisError):
-        return None
-    return reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+    """The user ACL WHOAMI named; None when it was refused (NOPERM: managed Redis blocks
+    ACL) or unknown (Redis < 6), as the step does not need the name."""
+    if isinstance(reply, bytes):
+        return clip(reply.decode(errors="replace"), 60)
+    return None
 
 
-def _no_client_setinfo() -> dict:
-    """The client keywords that keep redis-py from sending CLIENT SETINFO LIB-NAME and
-    LIB-VER on connect: two round trips platctl does not need (and two error answers from a
-    Redis < 7.2, which has no SETINFO). redis-py with DriverInfo (the redis.driver_info
-    module) takes driver_info=None there and warns about lib_name/lib_version; from 5.0
-    (SETINFO's first release, pyproject requires it) lib_name=None, lib_version=None."""
-    try:
-        import redis.driver_info  # noqa: F401
-    except ImportError:
-        return {"lib_name": None, "lib_version": None}
-    return {"driver_info": None}
-
-
-class _Blocked(Exception):
-    """A command the server refuses to run for anyone like us (renamed, unknown, NOPERM)."""
-
-
-class _RedisErrors:
-    """Context manager turning redis-py exceptions into classified CheckFailed."""
-
-    def __init__(self, check: RedisCheck, what: str) -> None:
-        self.check, self.what = check, what
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, typ, exc, tb) -> bool:
-        if exc is None or isinstance(exc, (CheckFailed, _Blocked)) \
-                or not isinstance(exc, Exception):
-            return False
-        raise _classify(self.check, self.what, exc) from None
-
-
-def _classify(check: RedisCheck, what: str, exc: Exception) -> CheckFailed:
-    import redis.exceptions as rx
-
-    hint = check.hint("url")
-    text = str(exc)
-    if isinstance(exc, rx.AuthenticationError) or "WRONGPASS" in text or "NOAUTH" in text:
-        if "required" in text.lower() and "password" not in text.lower():
-            return CheckFailed(Reason.AUTH, "Redis requires a password (NOAUTH) and REDIS_URL"
-                               " has none", hint)
-        if "without any password configured" in text:
-            return CheckFailed(Reason.AUTH, "REDIS_URL has a password but the server has none"
-                               " configured for that user", hint)
+def _refusal(check: RedisCheck, what: str, err: RespError) -> CheckFailed:
+    """An error reply, by its prefix (protocols.md §6)."""
+    hint, code, text = check.hint("url"), err.code, clip(err, 200)
+    if code == "NOAUTH":
+        return CheckFailed(Reason.AUTH, "Redis requires a password (NOAUTH) and REDIS_URL has"
+                           " none", hint)
+    if "without any password configured" in err or "no password is set" in err:
+        return CheckFailed(Reason.AUTH, "REDIS_URL has a password but the server has none"
+                           " configured for that user", hint)
+    if code == "WRONGPASS" or (what == "AUTH" and "invalid password" in err):  # < 6: ERR
         return CheckFailed(Reason.AUTH, "wrong username or password (WRONGPASS: invalid"
                            " username-password pair or user is disabled)", hint)
-    if isinstance(exc, rx.NoPermissionError):
-        return CheckFailed(Reason.FORBIDDEN, f"the Redis user may not run {what} (NOPERM: {exc})",
+    if code == "NOPERM":
+        return CheckFailed(Reason.FORBIDDEN, f"the Redis user may not run {what} (NOPERM:"
+                           f" {clip(err.detail, 200)})",
                            "grant the command to the user in REDIS_URL (ACL SETUSER ... +@stream"
                            " +@read +@write), or use another user")
-    if isinstance(exc, rx.BusyLoadingError):
+    if code == "LOADING":
         return CheckFailed(Reason.UNAVAILABLE, "Redis is still loading its dataset (LOADING);"
                            " not ready yet", hint)
-    if isinstance(exc, rx.ReadOnlyError):
+    if code == "READONLY":
         return CheckFailed(Reason.FORBIDDEN, "the server is a read-only replica (READONLY):"
                            " the platform needs the primary", hint)
-    if isinstance(exc, rx.ResponseError):
-        if text.startswith("OOM"):
-            return CheckFailed(Reason.SERVER, f"Redis is out of memory: {exc}", hint)
-        if "unknown command" in text:
-            return CheckFailed(Reason.UNEXPECTED, f"the server does not know {what}: {exc}", hint)
-        if "DB index is out of range" in text:  # the SELECT sent on connect for /N in the URL
-            db = urlsplit(check.url).path.strip("/") or "0"
-            return CheckFailed(Reason.MISSING, f"database {db} does not exist on the server"
-                               " (DB index is out of range: see its `databases` setting)", hint)
-        return CheckFailed(Reason.SERVER, f"Redis answered {what} with an error: {exc}", hint)
-    if isinstance(exc, (rx.ConnectionError, rx.TimeoutError, OSError)):
-        reason = classify(exc)
-        if reason is None:
-            closed = "Connection closed" in text or "closed by server" in text
-            reason = Reason.RESET if closed else Reason.UNEXPECTED
-        if reason is Reason.UNEXPECTED:
-            return CheckFailed(reason, f"{check.target} did not answer like Redis ({exc})", hint)
-        msg = describe(reason, check.target, check.ctx.timeout, exc)
-        if reason is Reason.RESET and not check.tls:
-            msg += "; if the server requires TLS, use rediss://"
-        if reason is Reason.TIMEOUT and check.tls and "connecting" in text:
-            # A plaintext Redis swallows the TLS ClientHello and waits: it looks like a hang.
-            msg += " during the TLS handshake (is the port plaintext? then use redis://)"
-        return CheckFailed(reason, msg, f"{TLS_HINT}; {hint}" if reason is Reason.TLS else hint)
-    if isinstance(exc, rx.RedisError):  # InvalidResponse and friends: not a Redis peer
+    if code == "OOM":
+        return CheckFailed(Reason.SERVER, f"Redis is out of memory: {text}", hint)
+    if "unknown command" in err:
+        return CheckFailed(Reason.UNEXPECTED, f"the server does not know {what}: {text}", hint)
+    if "DB index is out of range" in err:  # SELECT, for /N in the URL
+        return CheckFailed(Reason.MISSING, f"database {check.db} does not exist on the server"
+                           " (DB index is out of range: see its `databases` setting)", hint)
+    return CheckFailed(Reason.SERVER, f"Redis answered {what} with an error: {text}", hint)
+
+
+def _transport(check: RedisCheck, exc: BaseException) -> CheckFailed:
+    """A socket, TLS or protocol failure (errors.classify), with the TLS/plaintext mix-up
+    named: a plaintext client on a TLS port is dropped (reset); a TLS client on a plaintext
+    Redis waits for the rest of the "command" its ClientHello started (timeout)."""
+    hint = check.hint("url")
+    reason = None if isinstance(exc, ProtocolError) else classify(exc)
+    if reason is None or reason is Reason.UNEXPECTED:
         return CheckFailed(Reason.UNEXPECTED, f"{check.target} did not answer like Redis"
-                           f" ({type(exc).__name__}: {exc})", hint)
-    raise exc
+                           f" ({type(exc).__name__}: {clip(exc, 120)})", hint)
+    msg = describe(reason, check.target, check.ctx.timeout, exc)
+    if reason is Reason.RESET and not check.tls:
+        msg += "; if the server requires TLS, use rediss://"
+    stage = check._conn.stage if check._conn is not None else None
+    if reason is Reason.TIMEOUT and check.tls and stage == "handshake":
+        msg += " during the TLS handshake (is the port plaintext? then use redis://)"
+    return CheckFailed(reason, msg, f"{TLS_HINT}; {hint}" if reason is Reason.TLS else hint)
 
 
 CHECK = RedisCheck
