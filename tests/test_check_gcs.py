@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
+from urllib.parse import quote
 
 import pytest
 
@@ -109,9 +111,13 @@ def test_close_deletes_a_canary_an_interrupted_step_left(tmp_path, emu):
     profile = load_path(write_profile(tmp_path, gcs={"bucket": "platform",
                                                      "emulator_host": emu.url}), clean_env())
     check = GcsCheck(CheckContext(profile=profile, timeout=2))
-    blob = check.bucket.blob("platctl-canary/interrupted")
-    blob.upload_from_string(b"left behind", retry=None, timeout=(2, 2))
-    check._pending = blob  # what canary() records before its upload, cleared once deleted
+    name = "platctl-canary/interrupted"
+    urllib.request.urlopen(urllib.request.Request(
+        f"{emu.url}/upload/storage/v1/b/platform/o?uploadType=media&name={quote(name, safe='')}",
+        data=b"left behind", method="POST", headers={"Content-Type": "text/plain"}),
+        timeout=5).close()
+    assert emu.objects("platctl-canary/") == [name]
+    check._pending = name  # what canary() records before its upload, cleared once deleted
     check.close()
     assert emu.objects("platctl-canary/") == []
 

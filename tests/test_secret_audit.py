@@ -221,7 +221,7 @@ def secrets_in(env: dict[str, str]) -> list[Secret]:
 # -- the stack ----------------------------------------------------------------------------------
 class Junk(Emulator):
     """An HTTP server that is no service at all: stands in for Redis and GCS under the HTTP
-    faults (HTML page, 500, reset, garbage), where redis-py and google-cloud-storage meet it."""
+    faults (HTML page, 500, reset, garbage), where the Redis and GCS checks meet it."""
 
     name = "junk"
 
@@ -673,7 +673,7 @@ def _sanity(fault: str, runs: list[Run]) -> None:
             internal = {i: c["message"] for i, c in checks.items() if c["reason"] == "internal"}
             assert json_run.code == 1 and not internal, (json_run.label, internal)
             # redis.tls gates redis.ping: the first of them fails (a TLS fault: the certificate
-            # check). A worker starved past its 1 s deadline while importing redis-py (start-up
+            # check). A worker starved past its 1 s deadline while importing its client (start-up
             # counts: a loaded machine) is blamed on redis.ping, saying so, and redis.tls is
             # then `not run`.
             starved = "before contacting the service" in checks["redis.ping"]["message"]

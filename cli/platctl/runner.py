@@ -290,6 +290,7 @@ def _work(spec: contract.ServiceSpec, ctx: CheckContext, sel: _Selection,
         events.put((kind, spec.name, cid, payload, time.monotonic()))
 
     check = None
+    stalled = False  # a step timed out: the server may not answer cleanup either
     anchor = origin  # the service's clock (see _due)
     # Until the first wave starts, the worker imports the client library and builds clients
     # (prepare): if that outlives the deadline, blame the first check that uses the client
@@ -324,6 +325,7 @@ def _work(spec: contract.ServiceSpec, ctx: CheckContext, sel: _Selection,
             check.deadline = _due(anchor, now, ctx.timeout, cap)
             put("start", None, (check.deadline, tuple((s.id, s.gate) for s in todo)))
             outcomes = _run_wave(todo, put)
+            stalled = stalled or any(o.reason is Reason.TIMEOUT for o in outcomes)
             if time.monotonic() - now > ctx.timeout / 10:  # it waited: restart the clock
                 anchor = time.monotonic()
             if any(o.status is Status.FAIL and s.gate for s, o in zip(todo, outcomes)):
@@ -334,6 +336,10 @@ def _work(spec: contract.ServiceSpec, ctx: CheckContext, sel: _Selection,
     finally:
         put("closing")  # every verdict is in: the plane may go on (see _run_plane)
         if check is not None:
+            if not stalled:  # cleanup's own budget, as the main loop allows (see "closing")
+                check.deadline = _due(time.monotonic(), time.monotonic(), ctx.timeout, cap)
+            # else: a server that just timed out gets what is left of the step's budget, not
+            # a second timeout: the verdict is in, cleanup is best effort (orphans expire)
             try:
                 check.close()
             except Exception:  # noqa: BLE001 - cleanup is best effort, never a verdict
@@ -344,11 +350,11 @@ def _work(spec: contract.ServiceSpec, ctx: CheckContext, sel: _Selection,
 class _Turns:
     """Client libraries are imported one service at a time, in contract order (the local
     DuckDB last in its plane). Imports are CPU under one GIL: run side by side, every
-    service would get its library only when all of them are loaded (~0.9 s with
-    google-cloud-storage and redis-py); one by one, the first services already wait on the
-    network while the next ones import, and a plane costs the imports *or* the round trips
-    more than their sum. A turn not come by the worker's deadline is taken anyway (the
-    runner's clock then reports the starved import as before)."""
+    service would get its library only when all of them are loaded (~0.9 s when the checks
+    still imported google-cloud-storage and redis-py); one by one, the first services already
+    wait on the network while the next ones import, and a plane costs the imports *or* the
+    round trips more than their sum. A turn not come by the worker's deadline is taken anyway
+    (the runner's clock then reports the starved import as before)."""
 
     def __init__(self, order: list[str]) -> None:
         self._order, self._done = order, set()

@@ -26,7 +26,14 @@ from urllib.parse import quote
 from tests.emulators.base import Emulator, Reply, Request, json_reply
 from tests.support import free_port
 
-BIN = Path(sys.executable).parent / "gcp-storage-emulator"
+# The emulator's console script, run with a listen backlog of 128 instead of http.server's 5:
+# a single-threaded server with a 5-deep queue overflows under many concurrent runs
+# (test_leftovers: 40 processes x 3 concurrent requests), the kernel answers with SYN
+# cookies, and a request sent in two segments (an upload's headers, then its body) then fails
+# the cookie check and is reset. Real GCS has no such queue.
+LAUNCH = ("import sys, http.server; http.server.HTTPServer.request_queue_size = 128;"
+          " from gcp_storage_emulator.__main__ import main;"
+          " sys.argv[0] = 'gcp-storage-emulator'; sys.exit(main())")
 
 
 class GcsEmulator:
@@ -46,8 +53,9 @@ class GcsEmulator:
         env.pop("STORAGE_EMULATOR_HOST", None)
         with open(self._log, "wb") as log:
             self.proc = subprocess.Popen(
-                [str(BIN), "start", "--host=127.0.0.1", f"--port={self.port}", "--in-memory",
-                 f"--default-bucket={self.bucket}"], stdout=log, stderr=subprocess.STDOUT, env=env)
+                [sys.executable, "-c", LAUNCH, "start", "--host=127.0.0.1", f"--port={self.port}",
+                 "--in-memory", f"--default-bucket={self.bucket}"], stdout=log,
+                stderr=subprocess.STDOUT, env=env)
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.proc.poll() is not None:

@@ -1,13 +1,16 @@
 """Google Cloud Storage: the platform's blob bytes.
 
-google-cloud-storage waits 60 s per request and retries for 120 s by default (protocols.md §5),
-so every call passes `retry=None` and `timeout=(t, t)`. The endpoint is always given
-explicitly (the emulator's, else gcs.endpoint, storage.googleapis.com by default): the
-library would otherwise read STORAGE_EMULATOR_HOST / API_ENDPOINT_OVERRIDE from the process
-environment, which is not the profile. gcs.endpoint is a real GCS API at another URL (Private
-Service Connect, a restricted endpoint): real credentials, never the emulator's anonymous ones.
-The requests sessions ignore the environment too (REQUESTS_CA_BUNDLE would silently override
-the one CA setting), as HttpProbe does. Failures are classified in checks/gcs_errors.py.
+The JSON API is asked directly (checks/gcs_api.py: HttpProbe, one bounded attempt per call),
+not through google-cloud-storage (~0.45 s of imports, 60 s timeouts and 120 s of retries by
+default, protocols.md §5). The endpoint comes from the profile only: the emulator's, else
+gcs.endpoint, storage.googleapis.com by default; never STORAGE_EMULATOR_HOST or
+API_ENDPOINT_OVERRIDE from the process environment, which is not the profile. gcs.endpoint is
+a real GCS API at another URL (Private Service Connect, a restricted endpoint): real
+credentials, never the emulator's anonymous ones. Failures are worded in checks/gcs_errors.py.
+
+The bucket, the permissions and the canary are one wave (one round trip for the three, see
+runner): the permission and canary answers count only when the bucket passed, and asking
+them is harmless when it did not (an upload into a missing bucket creates nothing).
 
 --read-only skips the canary but still asks testIamPermissions for create/get/delete: asking
 writes nothing, and the platform needs all three whatever flags platctl runs with.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 import time
 from collections.abc import Sequence
 from functools import cached_property
@@ -23,8 +27,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from platctl.checks.base import CheckFailed, Outcome, ServiceCheck, Step, skip, warn
+from platctl.checks.gcs_api import SCOPE, GcsApi, bucket_path, object_path
 from platctl.checks.gcs_credentials import service_account_info
-from platctl.checks.gcs_errors import classify_call, host_port, one_attempt, short
+from platctl.checks.gcs_errors import host_port, short
 from platctl.result import Reason
 
 DEFAULT_ENDPOINT = "https://storage.googleapis.com"
@@ -38,7 +43,6 @@ CANARY_PREFIX = "platctl-canary/"
 ORPHAN_MARGIN = 600
 SWEEP_MAX = 20  # names sort by expiry: the most expired come first
 _EXPIRES = re.compile(re.escape(CANARY_PREFIX) + r"(\d{10})-")
-_GONE = (Reason.TIMEOUT, Reason.REFUSED, Reason.RESET)  # the server stopped answering
 
 
 class GcsCheck(ServiceCheck):
@@ -49,9 +53,9 @@ class GcsCheck(ServiceCheck):
 
     def __init__(self, ctx) -> None:  # noqa: ANN001
         super().__init__(ctx)
-        self._pending: Any = None  # a canary blob that may exist and is not deleted yet
+        self._pending: str | None = None  # a canary's name: may exist, not deleted yet
         self._may_sweep = False  # the canary went through: this run may write and delete
-        self.token_seen: dict[str, Any] = {}  # the token endpoint's last Date header
+        self.api = GcsApi(self)  # before any step: the steps of a wave share its token
 
     # -- configuration ------------------------------------------------------------------------
     @cached_property
@@ -96,80 +100,57 @@ class GcsCheck(ServiceCheck):
 
     @cached_property
     def credentials(self) -> Any:
-        if self.emulator:
-            from google.auth.credentials import AnonymousCredentials
-            return AnonymousCredentials()
-        from google.cloud.storage import Client
+        """google-auth's service-account credentials (never asked on the emulator)."""
         from google.oauth2 import service_account
         try:
-            # Scoped as storage.Client scopes its own: the assertion must name a scope, or the
-            # token endpoint answers invalid_scope (we pass our own session, so it cannot).
-            return service_account.Credentials.from_service_account_info(self.info,
-                                                                         scopes=Client.SCOPE)
+            # The assertion must name a scope, or the token endpoint answers invalid_scope.
+            creds = service_account.Credentials.from_service_account_info(self.info,
+                                                                          scopes=(SCOPE,))
         except ValueError:  # the library's text may quote key material: never relay it
             raise CheckFailed(Reason.CONFIG, "the private_key of the service account is not a"
                               " valid PEM private key", self.hint("credentials_json")) from None
+        universe = creds.universe_domain
+        if universe != "googleapis.com":  # as storage.Client refused such a key
+            raise CheckFailed(Reason.CONFIG, "cannot use these credentials: the key is for the"
+                              f" universe domain {short(universe, 60)!r}, not googleapis.com",
+                              self.hint("credentials_json"))
+        return creds
 
     @cached_property
     def email(self) -> str:
         return "anonymous (emulator)" if self.emulator else self.info["client_email"]
 
-    @cached_property
-    def client(self) -> Any:
-        import requests
-        from google.auth.transport.requests import AuthorizedSession
-        from google.cloud import storage
-
-        verify: Any = self.ctx.ca_file or True
-        token_session = requests.Session()  # token refreshes: no adapter retries, same CA
-        token_session.trust_env, token_session.verify = False, verify
-        # No refresh-and-retry on 401: the token is fresh, a retry only doubles the wait, and
-        # anonymous (emulator) credentials raise InvalidOperation when asked to refresh.
-        http = AuthorizedSession(self.credentials, refresh_status_codes=(),
-                                 auth_request=one_attempt(token_session, self.budget,
-                                                          self.token_seen))
-        http.trust_env, http.verify = False, verify
-        project = self.cfg.project_id or (None if self.emulator else self.info["project_id"])
-        try:
-            client = storage.Client(project=project, credentials=self.credentials, _http=http,
-                                    client_options={"api_endpoint": self.api_endpoint})
-        except ValueError as exc:  # universe_domain of the key does not match the endpoint
-            raise CheckFailed(Reason.CONFIG, f"cannot use these credentials: {short(exc)}",
-                              self.hint("credentials_json")) from None
-        # 3.17's bucket-metadata cache fetches in background threads with the 60 s / 120 s
-        # defaults on a cache miss or a 404: requests we cannot bound. Its only public switch
-        # is an environment variable, not ours to set (checks run in threads).
-        client._bucket_metadata_cache = None
-        return client
-
-    @cached_property
-    def bucket(self) -> Any:
-        return self.client.bucket(self.cfg.bucket)
-
-    @property
-    def timeout(self) -> tuple[float, float]:
-        budget = self.budget()  # the step's time left (the first step's includes imports)
-        return (budget, budget)
-
     def prepare(self) -> None:
-        # Importing google-cloud-storage takes ~0.45 s. Here it is inside the service's
-        # clock (runner._due) but before any step starts, so a step's guaranteed half of
-        # the timeout is spent waiting on GCS, never on the import.
-        import google.cloud.storage  # noqa: F401
-        import google.oauth2.service_account  # noqa: F401
+        # Imports and the first httpx client (~75 ms) are inside the service's clock
+        # (runner._due) but before any step starts, so a step's guaranteed half of the timeout
+        # is spent waiting on GCS. The emulator needs no google-auth (anonymous: no token).
+        if not (self.cfg.emulator_host or "").strip():
+            import google.auth.transport  # noqa: F401
+            import google.oauth2.service_account  # noqa: F401
+        try:
+            self.api.probe()
+        except CheckFailed:  # a bad emulator URL or CA bundle: the first step says which
+            pass
 
     def steps(self) -> Sequence[Step]:
         return (Step("gcs.credentials", self.check_credentials),
                 Step("gcs.bucket", self.check_bucket),
-                Step("gcs.permissions", self.check_permissions, gate=False),
+                Step("gcs.permissions", self.check_permissions, gate=False, parallel=True),
                 Step("gcs.canary", self.canary, gate=False, parallel=True))
 
     def close(self) -> None:
-        self._delete_canary()  # left behind by an interrupted or unanswered canary step
+        # This run's canary, and alongside it (independent: only expired names are swept)
+        # the orphans of earlier runs, once the canary proved this run may write.
+        sweep = None
         if self._may_sweep and not self.ctx.cancel.is_set():
-            self._sweep()
-        if "client" in self.__dict__:
-            self.client.close()
+            sweep = threading.Thread(target=self._sweep, name="gcs-sweep", daemon=True)
+            sweep.start()
+        try:
+            self._delete_canary()
+            if sweep is not None:
+                sweep.join(self.budget())
+        finally:
+            self.api.close()
 
     # -- steps --------------------------------------------------------------------------------
     def check_credentials(self) -> str | Outcome:
@@ -185,6 +166,10 @@ class GcsCheck(ServiceCheck):
                               f" ({token_uri.scheme}://{token_uri.netloc}) is not https; this"
                               " profile requires TLS on every hop (policy.require_tls)",
                               self.hint("credentials_json"))
+        if any(self.ctx.selected(c) for c in ("gcs.bucket", "gcs.permissions", "gcs.canary")):
+            # The token exchange (a round trip the bucket would wait for) travels while gcs.tls
+            # does its handshake; the steps that need it share it (GcsApi.token).
+            self.ask_early({"token": self.api.token})
         msg = f"service account {email} (project {own})"
         if self.custom_endpoint:
             msg += f", GCS API at {self.api_endpoint}"
@@ -195,22 +180,34 @@ class GcsCheck(ServiceCheck):
         return msg
 
     def check_bucket(self) -> str:
-        self._call("GET bucket", "storage.buckets.get", self.bucket.reload)
+        what = "GET bucket"
+        got = self.api.resource(self.api.call("GET", bucket_path(self.cfg.bucket), what,
+                                              "storage.buckets.get",
+                                              params={"projection": "noAcl"}), what)
         where = f"on the emulator at {self.target}" if self.emulator else f"at {self.target}"
-        facts = ", ".join(x for x in (self.bucket.location, self.bucket.storage_class) if x)
+        facts = ", ".join(short(x, 40) for x in (got.get("location"), got.get("storageClass"))
+                          if x and isinstance(x, str))
         return f"bucket {self.cfg.bucket} exists {where}" + (f" ({facts})" if facts else "")
 
     def check_permissions(self) -> str | Outcome:
+        what = "testIamPermissions"
         try:
-            held = self._call("testIamPermissions", "access to testIamPermissions",
-                              self.bucket.test_iam_permissions, list(PERMISSIONS))
+            resp = self.api.call("GET", bucket_path(self.cfg.bucket, "/iam/testPermissions"),
+                                 what, "access to testIamPermissions",
+                                 params={"permissions": PERMISSIONS})
         except CheckFailed as failed:
-            if failed.reason is Reason.MISSING:  # the bucket passed: the route is what is missing
+            # Counted only when the bucket passed (same wave): the route is what is missing.
+            if failed.reason is Reason.MISSING:
                 # gcp-storage-emulator before 2026.7.18 has no IAM routes; real GCS always does.
                 return warn("the endpoint does not implement testIamPermissions (an old"
                             " emulator?): permissions not verified", self.hint("emulator_host"))
             raise
-        missing = [p for p in PERMISSIONS if p not in set(held or ())]
+        held = self.api.resource(resp, what).get("permissions") or []  # absent when none held
+        if not isinstance(held, list):
+            raise CheckFailed(Reason.UNEXPECTED, f"{what} at {self.target} answered JSON that is"
+                              " not a GCS answer: is the endpoint the GCS JSON API?",
+                              self.hint(self.endpoint_key))
+        missing = [p for p in PERMISSIONS if p not in held]
         if missing:
             raise CheckFailed(Reason.FORBIDDEN, f"{self.email} lacks {', '.join(missing)} on"
                               f" bucket {self.cfg.bucket}",
@@ -225,61 +222,50 @@ class GcsCheck(ServiceCheck):
         expires = int(time.time() + 4 * self.ctx.timeout + ORPHAN_MARGIN)
         name = f"{CANARY_PREFIX}{expires}-{self.ctx.run_id}-{secrets.token_hex(4)}"
         data = f"platctl canary {secrets.token_hex(8)}\n".encode()
-        blob = self._pending = self.bucket.blob(name)
-        gone = False
-        try:
-            self._call(f"upload of {name}", "storage.objects.create", blob.upload_from_string,
-                       data, content_type="text/plain", if_generation_match=0)
-            got = self._call(f"download of {name}", "storage.objects.get",
-                             blob.download_as_bytes, missing=f"the canary {name} was not found"
-                             " right after its upload")
-            self._call(f"delete of {name}", "storage.objects.delete", blob.delete,
-                       missing=f"the canary {name} was not found when deleting it")
-            self._pending, self._may_sweep = None, True
-        except CheckFailed as failed:
-            gone = failed.reason in _GONE
-            raise
-        finally:
-            # A server that stopped answering would cost a second timeout here and turn our
-            # verdict into the runner's generic one: close() deletes it after the verdict.
-            if not gone:
-                self._delete_canary()
+        # Deleted by close(), after every verdict, while the runner goes on with the next
+        # plane: the delete decides nothing about the platform's use (gcs.permissions asks
+        # for storage.objects.delete), and waiting for it cost the data plane a round trip.
+        # One that fails leaves a canary whose name says when it expires; a later run's
+        # sweep deletes it (ORPHAN_MARGIN).
+        self._pending, path = name, object_path(self.cfg.bucket, name)
+        self.api.call("POST", bucket_path(self.cfg.bucket, "/o", upload=True),
+                      f"upload of {name}", "storage.objects.create", content=data,
+                      headers={"Content-Type": "text/plain"},
+                      params={"uploadType": "media", "name": name, "ifGenerationMatch": "0"})
+        got = self.api.call("GET", path, f"download of {name}", "storage.objects.get",
+                            missing=f"the canary {name} was not found right after its upload",
+                            params={"alt": "media"}).content
         if got != data:
             raise CheckFailed(Reason.UNEXPECTED, f"the canary {name} read back different bytes",
                               self.hint("bucket"))
-        return f"canary {name} written, read back and deleted"
+        self._may_sweep = True
+        return f"canary {name} written and read back (deleted after the verdict)"
 
     # -- helpers ------------------------------------------------------------------------------
-    def _call(self, what: str, permission: str, fn: Any, *args: Any,
-              missing: str | None = None, **kw: Any) -> Any:
-        """One bounded attempt of a library call; every failure becomes a CheckFailed."""
-        try:
-            return fn(*args, retry=None, timeout=self.timeout, **kw)
-        except CheckFailed:
-            raise
-        except Exception as exc:  # noqa: BLE001 - classified below, or re-raised as a bug
-            raise classify_call(self, what, permission, exc, missing) from None
-
     def _sweep(self) -> None:
         """Delete expired canaries of earlier runs (see ORPHAN_MARGIN). Best effort: listing
         needs storage.objects.list, which the platform itself does not; the next run retries."""
-        now = time.time()
+        now, what = time.time(), "list of canaries"
         try:
-            for blob in self.client.list_blobs(self.bucket, prefix=CANARY_PREFIX,
-                                               max_results=SWEEP_MAX, retry=None,
-                                               timeout=self.timeout):
-                m = _EXPIRES.match(blob.name)
+            resp = self.api.call("GET", bucket_path(self.cfg.bucket, "/o"), what,
+                                 "storage.objects.list",
+                                 params={"prefix": CANARY_PREFIX, "maxResults": SWEEP_MAX})
+            for item in self.api.resource(resp, what).get("items") or ():
+                name = item.get("name") if isinstance(item, dict) else None
+                m = _EXPIRES.match(name) if isinstance(name, str) else None
                 if m and int(m[1]) < now:
-                    blob.delete(retry=None, timeout=self.timeout)
+                    self.api.call("DELETE", object_path(self.cfg.bucket, name),
+                                  f"delete of {name}", "storage.objects.delete")
         except Exception:  # noqa: BLE001 - housekeeping: never a verdict
             pass
 
     def _delete_canary(self) -> None:
-        blob, self._pending = self._pending, None
-        if blob is None:
+        name, self._pending = self._pending, None
+        if name is None:
             return
         try:
-            blob.delete(retry=None, timeout=self.timeout)
+            self.api.call("DELETE", object_path(self.cfg.bucket, name), f"delete of {name}",
+                          "storage.objects.delete")
         except Exception:  # noqa: BLE001 - best effort: absent already, or the server is gone
             pass
 
