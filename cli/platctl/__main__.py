@@ -38,8 +38,7 @@ def _on_signal(signum, frame):  # noqa: ANN001
     if _signalled:
         os._exit(code)
     _signalled.append(code)
-    threading.Thread(target=_watchdog, args=(code,), name="platctl-watchdog",
-                     daemon=True).start()
+    _alarm.set()  # the watchdog, started before any signal could come (see _arm)
     from platctl import io
 
     exc = KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
@@ -49,9 +48,21 @@ def _on_signal(signum, frame):  # noqa: ANN001
     raise exc
 
 
-def _watchdog(code: int) -> None:
+_alarm = threading.Event()
+
+
+def _arm() -> None:
+    """Start the watchdog thread now, waiting for a signal. Starting it inside the signal
+    handler (as before) could deadlock: the handler runs in the main thread between two
+    bytecodes, possibly while that thread holds threading's internal lock in the middle of
+    starting a worker, and Thread.start() needs the same lock. Setting an Event cannot."""
+    threading.Thread(target=_watchdog, name="platctl-watchdog", daemon=True).start()
+
+
+def _watchdog() -> None:
+    _alarm.wait()
     time.sleep(WATCHDOG)
-    os._exit(code)
+    os._exit(_signalled[0])
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
@@ -67,6 +78,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         signal.signal(signal.SIGTERM, _on_sigterm if argv is not None else _on_signal)
         if argv is None and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             signal.signal(signal.SIGINT, _on_signal)  # not when started with SIGINT ignored
+        if argv is None:
+            _arm()
     code = _run(list(sys.argv[1:] if argv is None else argv))
     if argv is None:
         _exit(int(code))
