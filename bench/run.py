@@ -51,11 +51,13 @@ def main() -> int:
                   f"`platctl validate -p vm -o json --timeout 10` against bench/stack.py with"
                   f" every answer {latency.DELAY * 1000:.0f} ms late; medians of {reps} runs"
                   f" ({max(1, reps // 2)} for the one-by-one baseline).", summary,
-                  "A service's checks run in waves (checks/base.py Step.parallel): the checks"
-                  " of a wave at once, one wave after the other (each gates the next), so a"
-                  " service costs about one round trip per wave, not one per answer; a plane"
-                  " costs its slowest service, plus the client libraries' imports (CPU, under"
-                  " one GIL) that overlap with it:", chains]
+                  "A service's first network step asks the later steps' requests early"
+                  " (checks/base.py ServiceCheck.ask_early; Redis sends every command in one"
+                  " write), and the later steps read the answers in order: a service costs"
+                  " one round trip, GCS two (its canary reads back what it wrote). The"
+                  " services import their libraries one at a time (runner._Turns), so the"
+                  " first ones already wait on the network while the others import. A plane"
+                  " costs its slowest service:", chains]
     if "hung" in chosen:
         table, _ = hung.measure(reps)
         parts += [f"### 3. Verdict on a hung service (target: ≤ {hung.BOUND} s at"
