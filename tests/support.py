@@ -171,3 +171,31 @@ class Terminal:
         self.release()
         self._reader.join(5)
         os.close(self._controller)
+
+
+class RuntimeStandIn:
+    """A runtime on PATH (`name`) that prints "runtime pid $$", says whether `ready` existed
+    when it started, and saves its environment: a test sees that it ran, in which process
+    (boot execs: the PID is boot's own), with what."""
+
+    def __init__(self, tmp: Path, name: str, ready: Path | None = None) -> None:
+        self.tmp, self.name, self.env_file = tmp, name, tmp / "runtime-env"
+        bin_dir = tmp / "bin"
+        bin_dir.mkdir()
+        check = f"test -f {ready} && echo ready-file-present\n" if ready else ""
+        (bin_dir / name).write_text(f"#!/bin/sh\necho \"runtime pid $$\"\n{check}"
+                                    f"env -0 > {self.env_file}\n")
+        (bin_dir / name).chmod(0o755)
+        self.vars = clean_env(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+    @property
+    def ran(self) -> bool:
+        return self.env_file.exists()
+
+    def environ(self) -> dict[str, str]:
+        items = self.env_file.read_bytes().decode().split("\0")
+        return dict(i.split("=", 1) for i in items if i)
+
+    def profile(self, **sections: Any) -> Path:
+        return write_profile(self.tmp, duckdb={"path": str(self.tmp / "p.duckdb")},
+                             execution={"command": self.name}, **sections)

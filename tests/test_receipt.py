@@ -19,32 +19,17 @@ import yaml
 from platctl import receipt
 from platctl.profiles.loader import load_path
 from tests.conftest import REDIS_PASSWORD
-from tests.support import CLOSED, PLATCTL, clean_env, platctl, write_profile
+from tests.support import CLOSED, PLATCTL, RuntimeStandIn, clean_env, platctl, write_profile
 
 RUNTIME = "platctl-receipt-runtime"
 SHELL_KEYS = {"PWD", "OLDPWD", "SHLVL", "_"}  # what sh itself may add to its environment
 
 
-class Runtime:
-    """On PATH: saves its environment, its PID and whether the ready file existed."""
+class Runtime(RuntimeStandIn):
+    """The stand-in runtime (tests/support.py), booted with Redis and itself checked."""
 
     def __init__(self, tmp: Path, ready: Path | None = None) -> None:
-        self.tmp, self.env_file = tmp, tmp / "runtime-env"
-        bin_dir = tmp / "bin"
-        bin_dir.mkdir()
-        check = f"test -f {ready} && echo ready-file-present\n" if ready else ""
-        (bin_dir / RUNTIME).write_text(f"#!/bin/sh\necho \"pid $$\"\n{check}"
-                                       f"env -0 > {self.env_file}\n")
-        (bin_dir / RUNTIME).chmod(0o755)
-        self.vars = clean_env(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-
-    def environ(self) -> dict[str, str]:
-        items = self.env_file.read_bytes().decode().split("\0")
-        return dict(i.split("=", 1) for i in items if i)
-
-    def profile(self, **sections) -> Path:  # noqa: ANN003
-        return write_profile(self.tmp, duckdb={"path": str(self.tmp / "p.duckdb")},
-                             execution={"command": RUNTIME}, **sections)
+        super().__init__(tmp, RUNTIME, ready)
 
     def boot(self, profile: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
         return subprocess.run([PLATCTL, "boot", "-p", str(profile), "--only", "redis",
@@ -68,7 +53,7 @@ def test_the_runtime_gets_the_receipt_and_nothing_secret(tmp_path, redis_server)
     xdg.mkdir(mode=0o700)
     proc = rt.boot(profile, XDG_RUNTIME_DIR=str(xdg))
     assert proc.returncode == 0, proc.stderr
-    pid = int(proc.stdout.split()[1])
+    pid = int(proc.stdout.split()[2])  # "runtime pid N"
     got = rt.environ()
     given = {**rt.vars, "XDG_RUNTIME_DIR": str(xdg)}
     added = set(got) - set(given) - SHELL_KEYS

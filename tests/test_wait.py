@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import json
-import os
 import queue
 import random
 import re
@@ -27,39 +26,16 @@ from platctl.commands import wait
 from platctl.result import TRANSIENT, Reason
 from tests.conftest import REDIS_PASSWORD
 from tests.emulators.consul import GOOD_TOKEN, ConsulEmulator
-from tests.support import (CLOSED, PLATCTL, Terminal, clean_env, free_port,
+from tests.support import (CLOSED, PLATCTL, RuntimeStandIn, Terminal, clean_env, free_port,
                            hung_server, write_profile)
 
 TRACEBACK = "Traceback (most recent call last)"
 RUNTIME = "platctl-wait-runtime"
 
 
-class Runtime:
-    """A runtime on PATH that prints its PID and saves its environment, so a test sees that
-    it ran, in which process, with what."""
-
+class Runtime(RuntimeStandIn):
     def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.env_file = tmp / "runtime-env.json"
-        bin_dir = tmp / "bin"
-        bin_dir.mkdir()
-        script = bin_dir / RUNTIME
-        script.write_text("#!/bin/sh\necho \"runtime pid $$\"\n"
-                          f"env -0 > {self.env_file}\n")
-        script.chmod(0o755)
-        self.vars = clean_env(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-
-    @property
-    def ran(self) -> bool:
-        return self.env_file.exists()
-
-    def environ(self) -> dict[str, str]:
-        items = self.env_file.read_bytes().decode().split("\0")
-        return dict(i.split("=", 1) for i in items if i)
-
-    def profile(self, **sections) -> Path:  # noqa: ANN003
-        return write_profile(self.tmp, duckdb={"path": str(self.tmp / "p.duckdb")},
-                             execution={"command": RUNTIME}, **sections)
+        super().__init__(tmp, RUNTIME)
 
 
 def start_redis_later(tmp: Path, port: int, delay: float, started: list) -> threading.Timer:
