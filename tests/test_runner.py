@@ -270,3 +270,32 @@ def test_a_turn_that_does_not_come_is_taken_at_the_deadline():
     with turns.turn("arango", t0 + 0.3):
         waited = time.monotonic() - t0
     assert 0.25 < waited < 1.0
+
+
+def test_asking_early_is_capped_and_the_rest_are_asked_when_read(tmp_path):
+    """A profile listing many collections must not open a connection for each at once."""
+    import threading
+
+    from platctl.checks.base import MAX_EARLY, CheckContext, ServiceCheck
+    from platctl.profiles.loader import load_path
+
+    class Many(ServiceCheck):
+        service = "arango"
+
+    check = Many(CheckContext(profile=load_path(write_profile(tmp_path), clean_env())))
+    release, calls = threading.Event(), []
+
+    def ask(i):
+        def fn():
+            calls.append(i)
+            release.wait(5)
+            return i
+        return fn
+
+    check.ask_early({f"c{i}": ask(i) for i in range(MAX_EARLY + 4)})
+    time.sleep(0.2)
+    assert sorted(calls) == list(range(MAX_EARLY))  # the first MAX_EARLY are in the air
+    release.set()
+    assert [check.answer(f"c{i}", ask(i)) for i in range(MAX_EARLY + 4)] == \
+        list(range(MAX_EARLY + 4))  # the others asked now, when read
+    assert sorted(calls) == list(range(MAX_EARLY + 4))  # each exactly once

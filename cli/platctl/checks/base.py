@@ -22,6 +22,9 @@ from platctl.profiles.model import Profile
 from platctl.result import Reason, Status
 
 
+MAX_EARLY = 16  # requests one service asks early, at most (ServiceCheck.ask_early)
+
+
 @dataclass(frozen=True)
 class Outcome:
     status: Status
@@ -139,8 +142,12 @@ class ServiceCheck:
         nothing, and belong to selected checks (`ctx.selected`) may be asked early: if an
         earlier step fails, their answers are never read. Timeouts stay the runner's: a
         request asked early is bounded by the budget of the step that asked it, and a worker
-        waiting in `answer()` past its step's deadline is abandoned like any other."""
+        waiting in `answer()` past its step's deadline is abandoned like any other. At most
+        MAX_EARLY requests are in the air at once (a profile listing 200 collections must not
+        open 200 connections): the rest are asked by the step that reads them."""
         for name, fn in requests.items():
+            if len(self._asked) >= MAX_EARLY:
+                break
             if name not in self._asked:
                 self._asked[name] = _Asked(fn, f"ask-{self.service}-{name}")
 
