@@ -286,3 +286,35 @@ def test_hung_token_endpoint_names_it(tmp_path, rsa_pem):
     assert (b.status.value, b.reason.value) == ("fail", "timeout")
     assert b.message == (f"timed out after 2.0 s waiting for 127.0.0.1:{port}"
                          " (getting an OAuth token)")
+
+
+def test_a_bucket_that_keeps_objects_is_a_warning(tmp_path, emu):
+    """Objects the platform cannot delete (and a canary that stays): said from the bucket's
+    metadata, no request more."""
+    name, fields = "held", {"retentionPolicy": {"retentionPeriod": "172800"}}
+    words = "retention policy: every object is kept at least 2 days"
+    for method, path, body in (("POST", "/storage/v1/b?project=sandbox", {"name": name}),
+                               ("PATCH", f"/storage/v1/b/{name}", fields)):
+        urllib.request.urlopen(urllib.request.Request(
+            emu.url + path, data=json.dumps(body).encode(), method=method,
+            headers={"Content-Type": "application/json"}), timeout=5).read()
+    r = gcs_report(tmp_path, bucket=name, emulator_host=emu.url)
+    assert r["gcs.bucket"].status.value == "warn", r["gcs.bucket"]
+    assert words in r["gcs.bucket"].message and "deletes" in r["gcs.bucket"].message
+    assert "GCS_BUCKET_NAME" in r["gcs.bucket"].hint
+    assert r["gcs.canary"].status.value == "pass"  # written and read back all the same
+
+
+@pytest.mark.parametrize("bucket, said", [
+    ({"retentionPolicy": {"retentionPeriod": "3600", "isLocked": True}},
+     "it has a retention policy (locked): every object is kept at least 1 hour"),
+    ({"defaultEventBasedHold": True},  # the emulator does not keep this field: the rule alone
+     "new objects get an event-based hold by default (defaultEventBasedHold)"),
+    ({"retentionPolicy": {"retentionPeriod": "0"}}, None),
+    ({"retentionPolicy": {"retentionPeriod": "soon"}}, None),  # not GCS's: no verdict from it
+    ({}, None),
+])
+def test_what_keeps_objects_is_read_from_the_bucket_metadata(bucket, said):
+    from platctl.checks.gcs import _held
+
+    assert _held(bucket) == said

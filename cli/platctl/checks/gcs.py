@@ -179,7 +179,7 @@ class GcsCheck(ServiceCheck):
                         self.hint("project_id", "credentials_json"))
         return msg
 
-    def check_bucket(self) -> str:
+    def check_bucket(self) -> str | Outcome:
         what = "GET bucket"
         got = self.api.resource(self.api.call("GET", bucket_path(self.cfg.bucket), what,
                                               "storage.buckets.get",
@@ -187,7 +187,16 @@ class GcsCheck(ServiceCheck):
         where = f"on the emulator at {self.target}" if self.emulator else f"at {self.target}"
         facts = ", ".join(short(x, 40) for x in (got.get("location"), got.get("storageClass"))
                           if x and isinstance(x, str))
-        return f"bucket {self.cfg.bucket} exists {where}" + (f" ({facts})" if facts else "")
+        found = f"bucket {self.cfg.bucket} exists {where}" + (f" ({facts})" if facts else "")
+        held = _held(got)
+        if held:
+            # The platform deletes and replaces objects (gcs.permissions asks for delete), and
+            # the canary is deleted after the verdict: both fail while an object is held.
+            return warn(f"{found}, but {held}: the platform's deletes and overwrites fail"
+                        " until then, and each run's canary stays until a later run can sweep"
+                        " it", "use a bucket without retention or holds for the platform's"
+                        f" objects, or run with --read-only; {self.hint('bucket')}")
+        return found
 
     def check_permissions(self) -> str | Outcome:
         what = "testIamPermissions"
@@ -268,6 +277,31 @@ class GcsCheck(ServiceCheck):
                           "storage.objects.delete")
         except Exception:  # noqa: BLE001 - best effort: absent already, or the server is gone
             pass
+
+
+def _held(bucket: dict[str, Any]) -> str | None:
+    """What keeps new objects from being deleted, from the bucket's metadata (no request)."""
+    policy = bucket.get("retentionPolicy")
+    period = policy.get("retentionPeriod") if isinstance(policy, dict) else None
+    try:
+        seconds = int(period) if period is not None else 0
+    except (TypeError, ValueError):
+        seconds = 0
+    if seconds > 0:
+        locked = " (locked)" if policy.get("isLocked") else ""
+        return (f"it has a retention policy{locked}: every object is kept at least"
+                f" {_span(seconds)}")
+    if bucket.get("defaultEventBasedHold") is True:
+        return "new objects get an event-based hold by default (defaultEventBasedHold)"
+    return None
+
+
+def _span(seconds: int) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            n = seconds / size
+            return f"{n:g} {unit if n != 1 else unit[:-1]}"
+    return f"{seconds} s"
 
 
 CHECK = GcsCheck
