@@ -175,6 +175,16 @@ def test_ready_file_in_a_missing_directory_is_exit_2_before_any_check(tmp_path, 
     assert "redis.ping" not in proc.stdout + proc.stderr  # refused before running anything
 
 
+@pytest.mark.parametrize("command", ["validate", "boot"])
+def test_a_ready_file_path_too_long_for_the_os_is_exit_2_not_a_crash(tmp_path, command):
+    # Path.is_dir() raises ENAMETOOLONG instead of answering False (a crash, exit 3, before)
+    proc = platctl(command, "-p", str(write_profile(tmp_path)), "--only", "runtime",
+                   "--ready-file", str(tmp_path / ("a" * 300) / "ready"), env=clean_env())
+    assert proc.returncode == 2, proc.stderr
+    assert "--ready-file" in proc.stderr and "unusable path" in proc.stderr
+    assert "internal error" not in proc.stderr
+
+
 def test_boot_writes_the_ready_file_before_the_exec(tmp_path, redis_server):
     ready = tmp_path / "ready"
     ready.write_text("stale\n")

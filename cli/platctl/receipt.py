@@ -86,7 +86,11 @@ def clear_ready_file(path: str | None) -> None:
     if not path:
         return
     p = Path(path)
-    if not p.parent.is_dir():
+    try:
+        usable = p.parent.is_dir()
+    except OSError as exc:  # ENAMETOOLONG, EACCES on the way: is_dir() raises, not False
+        raise ReceiptError(f"--ready-file {path}: unusable path ({exc.strerror})") from None
+    if not usable:
         raise ReceiptError(f"--ready-file {path}: directory {p.parent} does not exist")
     try:
         p.unlink()
