@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
+import jsonschema
 import pytest
 import trustme
 
@@ -14,6 +16,8 @@ from tests.certs import redis_with
 from tests.conftest import REDIS_PASSWORD
 from tests.support import clean_env, hung_server, platctl, write_profile
 
+DIAGNOSE_SCHEMA = json.loads((Path(__file__).parents[1] / "contract" / "diagnose.schema.json")
+                             .read_text())
 ENV = clean_env(COLUMNS="250")  # one table row per line: the assertions read rows
 NET = ["dns", "tcp", "tls"]
 
@@ -30,7 +34,9 @@ def diagnose(profile, service="redis", *extra: str, timeout: float = 5):
     js = platctl(*args, "-o", "json", env=ENV)
     assert "Traceback" not in table.stderr + js.stderr
     assert table.returncode == js.returncode, (table.stdout, js.stdout)
-    return table, js, json.loads(js.stdout)
+    doc = json.loads(js.stdout)
+    jsonschema.validate(doc, DIAGNOSE_SCHEMA)  # the published contract/diagnose.schema.json
+    return table, js, doc
 
 
 def row(table, layer: str) -> str:
@@ -145,7 +151,9 @@ def test_tls_handshake_that_hangs_is_a_timeout_within_the_deadline(tmp_path):
         proc = platctl("diagnose", "redis", "-p", str(profile), "-o", "json", "--timeout", "1",
                        env=ENV)
         elapsed = time.monotonic() - t0
-    first = json.loads(proc.stdout)["services"][0]["first_failure"]
+    doc = json.loads(proc.stdout)
+    jsonschema.validate(doc, DIAGNOSE_SCHEMA)
+    first = doc["services"][0]["first_failure"]
     assert proc.returncode == 1 and (first["layer"], first["reason"]) == ("tls", "timeout")
     assert "during the TLS handshake" in first["message"]
     assert elapsed < 1 + 3.0, elapsed  # start-up + one timeout, with margin for a loaded host

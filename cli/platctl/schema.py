@@ -9,8 +9,9 @@ import json
 import sys
 from pathlib import Path
 
+from platctl import contract
 from platctl.profiles.model import Profile
-from platctl.result import SCHEMA_ID, Report
+from platctl.result import SCHEMA_ID, Reason, Report
 
 BASE = "https://platctl.dev/schemas"
 
@@ -32,11 +33,49 @@ def report_schema() -> dict:
     return schema
 
 
+def diagnose_schema() -> dict:
+    """`platctl diagnose -o json` (render/diagnose.py to_data): written out by hand, as the
+    diagnoses are plain dataclasses; tests/test_diagnose.py validates every document it gets."""
+    from platctl.commands.diagnose import SCHEMA_ID as DIAGNOSE_ID
+    from platctl.layers import NOT_REACHED
+
+    text, maybe_text = {"type": "string"}, {"type": ["string", "null"]}
+    layer = {"type": "object", "additionalProperties": False,
+             "required": ["layer", "check", "status", "duration_ms", "message", "hint",
+                          "reason", "details"],
+             "properties": {
+                 "layer": {"enum": ["dns", "tcp", "tls", "auth", "operation"]},
+                 "check": maybe_text,
+                 "status": {"enum": ["pass", "warn", "fail", "skip", NOT_REACHED]},
+                 "duration_ms": {"type": "number", "minimum": 0},
+                 "message": text, "hint": maybe_text,
+                 "reason": {"enum": [None, *(r.value for r in Reason)]},
+                 "details": {"type": "object", "description": "layer facts, e.g. the TLS"
+                             " layer's protocol, cipher and certificate"}}}
+    service = {"type": "object", "additionalProperties": False,
+               "required": ["service", "endpoint", "ok", "first_failure", "layers"],
+               "properties": {"service": {"enum": [s.name for s in contract.SERVICES]},
+                              "endpoint": maybe_text, "ok": {"type": "boolean"},
+                              "first_failure": {"oneOf": [{"$ref": "#/$defs/Layer"},
+                                                          {"type": "null"}]},
+                              "layers": {"type": "array", "items": {"$ref": "#/$defs/Layer"}}}}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"{BASE}/diagnose.schema.json", "title": f"platctl diagnose ({DIAGNOSE_ID})",
+            "type": "object", "additionalProperties": False,
+            "required": ["schema", "profile", "ok", "duration_ms", "services"],
+            "properties": {"schema": {"const": DIAGNOSE_ID}, "profile": text,
+                           "ok": {"type": "boolean"},
+                           "duration_ms": {"type": "number", "minimum": 0},
+                           "services": {"type": "array", "items": {"$ref": "#/$defs/Service"}}},
+            "$defs": {"Layer": layer, "Service": service}}
+
+
 def render(schema: dict) -> str:
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 
-SCHEMAS = {"profile.schema.json": profile_schema, "report.schema.json": report_schema}
+SCHEMAS = {"profile.schema.json": profile_schema, "report.schema.json": report_schema,
+           "diagnose.schema.json": diagnose_schema}
 
 
 def main(argv: list[str]) -> int:
