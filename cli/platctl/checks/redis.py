@@ -25,7 +25,7 @@ from functools import cached_property
 from urllib.parse import unquote, urlsplit
 
 from platctl.checks.base import CheckFailed, Outcome, ServiceCheck, Step, skip, warn
-from platctl.checks.errors import TLS_HINT, classify, describe
+from platctl.checks.redis_errors import refusal, transport
 from platctl.checks.resp import Connection, ProtocolError, RespError
 from platctl.result import Reason, Status
 from platctl.secrets import clip
@@ -147,7 +147,7 @@ class RedisCheck(ServiceCheck):
                                f" is not allowed here, {blocked}), as on managed Redis"
                                " (Memorystore); make sure maxmemory-policy is noeviction in the"
                                " provider's console")
-            raise _refusal(self, "CONFIG GET", reply)
+            raise refusal(self, "CONFIG GET", reply)
         policy = _config_value(reply, "maxmemory-policy")
         if policy is None:  # CONFIG answered, but knows no such parameter (a Redis-alike)
             return Outcome(Status.PASS, "eviction policy unknown: the server has no"
@@ -213,7 +213,7 @@ class RedisCheck(ServiceCheck):
         for cmd in hello:
             reply = self._conn.read()
             if isinstance(reply, RespError):
-                raise _refusal(self, cmd[0], reply)
+                raise refusal(self, cmd[0], reply)
 
     def _replies(self, step_id: str) -> list:
         """The replies to a step's commands: ping's write carried them (read them after the
@@ -252,7 +252,7 @@ class RedisCheck(ServiceCheck):
         try:
             yield
         except (OSError, ProtocolError) as exc:
-            failed = _transport(self, exc)  # before the drop: it reads the connection's stage
+            failed = transport(self, exc)  # before the drop: it reads the connection's stage
             self._drop(exc)
             raise failed from None
 
@@ -260,7 +260,7 @@ class RedisCheck(ServiceCheck):
 def _raise_first(check: RedisCheck, what: str, replies: list) -> None:
     for reply in replies:
         if isinstance(reply, RespError):
-            raise _refusal(check, what, reply)
+            raise refusal(check, what, reply)
 
 
 def _info_field(reply: object, name: str) -> str | None:
@@ -289,57 +289,6 @@ def _whoami(reply: object) -> str | None:
     if isinstance(reply, bytes):
         return clip(reply.decode(errors="replace"), 60)
     return None
-
-
-def _refusal(check: RedisCheck, what: str, err: RespError) -> CheckFailed:
-    """An error reply, by its prefix (protocols.md §6)."""
-    hint, code, text = check.hint("url"), err.code, clip(err, 200)
-    if code == "NOAUTH":
-        return CheckFailed(Reason.AUTH, "Redis requires a password (NOAUTH) and REDIS_URL has"
-                           " none", hint)
-    if "without any password configured" in err or "no password is set" in err:
-        return CheckFailed(Reason.AUTH, "REDIS_URL has a password but the server has none"
-                           " configured for that user", hint)
-    if code == "WRONGPASS" or (what == "AUTH" and "invalid password" in err):  # < 6: ERR
-        return CheckFailed(Reason.AUTH, "wrong username or password (WRONGPASS: invalid"
-                           " username-password pair or user is disabled)", hint)
-    if code == "NOPERM":
-        return CheckFailed(Reason.FORBIDDEN, f"the Redis user may not run {what} (NOPERM:"
-                           f" {clip(err.detail, 200)})",
-                           "grant the command to the user in REDIS_URL (ACL SETUSER ... +@stream"
-                           " +@read +@write), or use another user")
-    if code == "LOADING":
-        return CheckFailed(Reason.UNAVAILABLE, "Redis is still loading its dataset (LOADING);"
-                           " not ready yet", hint)
-    if code == "READONLY":
-        return CheckFailed(Reason.FORBIDDEN, "the server is a read-only replica (READONLY):"
-                           " the platform needs the primary", hint)
-    if code == "OOM":
-        return CheckFailed(Reason.SERVER, f"Redis is out of memory: {text}", hint)
-    if "unknown command" in err:
-        return CheckFailed(Reason.UNEXPECTED, f"the server does not know {what}: {text}", hint)
-    if "DB index is out of range" in err:  # SELECT, for /N in the URL
-        return CheckFailed(Reason.MISSING, f"database {check.db} does not exist on the server"
-                           " (DB index is out of range: see its `databases` setting)", hint)
-    return CheckFailed(Reason.SERVER, f"Redis answered {what} with an error: {text}", hint)
-
-
-def _transport(check: RedisCheck, exc: BaseException) -> CheckFailed:
-    """A socket, TLS or protocol failure (errors.classify), with the TLS/plaintext mix-up
-    named: a plaintext client on a TLS port is dropped (reset); a TLS client on a plaintext
-    Redis waits for the rest of the "command" its ClientHello started (timeout)."""
-    hint = check.hint("url")
-    reason = None if isinstance(exc, ProtocolError) else classify(exc)
-    if reason is None or reason is Reason.UNEXPECTED:
-        return CheckFailed(Reason.UNEXPECTED, f"{check.target} did not answer like Redis"
-                           f" ({type(exc).__name__}: {clip(exc, 120)})", hint)
-    msg = describe(reason, check.target, check.ctx.timeout, exc)
-    if reason is Reason.RESET and not check.tls:
-        msg += "; if the server requires TLS, use rediss://"
-    stage = check._conn.stage if check._conn is not None else None
-    if reason is Reason.TIMEOUT and check.tls and stage == "handshake":
-        msg += " during the TLS handshake (is the port plaintext? then use redis://)"
-    return CheckFailed(reason, msg, f"{TLS_HINT}; {hint}" if reason is Reason.TLS else hint)
 
 
 CHECK = RedisCheck
