@@ -55,7 +55,7 @@ def main() -> int:
                   " (checks/base.py ServiceCheck.ask_early; Redis sends every command in one"
                   " write), and the later steps read the answers in order: a service costs"
                   " one round trip, GCS two (its canary reads back what it wrote). The"
-                  " services import their libraries one at a time (runner._Turns), so the"
+                  " services import their libraries one at a time (worker.Turns), so the"
                   " first ones already wait on the network while the others import. A plane"
                   " costs its slowest service:", chains]
     if "hung" in chosen:

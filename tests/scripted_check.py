@@ -1,6 +1,6 @@
 """A scripted stand-in for one service's check module, to test the runner's scheduling of
 waves (Step.parallel) without a network: each step sleeps, fails or hangs as `SCRIPT` says.
-Tests point runner's explicit module map at it (monkeypatch.setitem(runner.MODULES, ...))."""
+Tests point the explicit module map at it (monkeypatch.setitem(platctl.checks.MODULES, ...))."""
 from __future__ import annotations
 
 import threading

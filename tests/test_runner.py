@@ -6,7 +6,7 @@ from contextlib import ExitStack
 
 import pytest
 
-from platctl import contract, runner
+from platctl import contract, runner, worker
 from tests.support import by_id, clean_env, hung_server, run_report, write_profile
 
 
@@ -104,9 +104,10 @@ def test_every_check_run_alone_against_a_refusing_stack_is_classified(tmp_path, 
 @pytest.fixture
 def scripted(monkeypatch):
     """consul's checks replaced by tests/scripted_check.py: leader, then a wave of three."""
+    from platctl.checks import MODULES
     from tests import scripted_check
 
-    monkeypatch.setitem(runner.MODULES, "consul", "tests.scripted_check")
+    monkeypatch.setitem(MODULES, "consul", "tests.scripted_check")
     scripted_check.SCRIPT.clear()
     scripted_check.RAN.clear()
     scripted_check.CLOSED.clear()
@@ -244,11 +245,11 @@ def test_stop_at_cuts_every_deadline_short(tmp_path):
     assert 0.9 < elapsed < 1.6, elapsed
 
 
-# -- imports one service at a time (runner._Turns) ----------------------------------------------
+# -- imports one service at a time (worker.Turns) -----------------------------------------------
 def test_services_take_turns_to_import_in_contract_order():
     import threading
 
-    turns, log = runner._Turns(["redis", "arango", "duckdb"]), []
+    turns, log = worker.Turns(["redis", "arango", "duckdb"]), []
 
     def prepare(name):
         with turns.turn(name, time.monotonic() + 5):
@@ -265,7 +266,7 @@ def test_services_take_turns_to_import_in_contract_order():
 
 
 def test_a_turn_that_does_not_come_is_taken_at_the_deadline():
-    turns = runner._Turns(["redis", "arango"])  # redis never takes its turn
+    turns = worker.Turns(["redis", "arango"])  # redis never takes its turn
     t0 = time.monotonic()
     with turns.turn("arango", t0 + 0.3):
         waited = time.monotonic() - t0

@@ -102,7 +102,7 @@ class ServiceCheck:
     def __init__(self, ctx: CheckContext) -> None:
         self.ctx = ctx
         self._asked: dict[str, _Asked] = {}
-        # Set by the runner (runner._due): when the current step's time is up. Start-up,
+        # Set by the runner (worker.due): when the current step's time is up. Start-up,
         # prepare() and quick earlier steps are inside it; clients take budget() as timeout.
         self.deadline = time.monotonic() + ctx.timeout
 

@@ -122,7 +122,7 @@ class GcsCheck(ServiceCheck):
 
     def prepare(self) -> None:
         # Imports and the first httpx client (~75 ms) are inside the service's clock
-        # (runner._due) but before any step starts, so a step's guaranteed half of the timeout
+        # (worker.due) but before any step starts, so a step's guaranteed half of the timeout
         # is spent waiting on GCS. The emulator needs no google-auth (anonymous: no token).
         if not (self.cfg.emulator_host or "").strip():
             import google.auth.transport  # noqa: F401
