@@ -81,7 +81,7 @@ class ArangoCheck(ServiceCheck):
 
     # -- steps ------------------------------------------------------------------------------
     def available(self) -> str:
-        self.ask_early(self._later())
+        self.ask_early(self._later(), self._fetch)
         status, body = self._call("GET", AVAILABILITY, "availability", auth=False)
         mode = body.get("mode")
         if status == 200 and mode == "default":
@@ -156,22 +156,21 @@ class ArangoCheck(ServiceCheck):
         return f"collections in {self.db}: {have}created: {', '.join(missing)}"
 
     # -- helpers ----------------------------------------------------------------------------
-    def _later(self) -> dict:
-        """The GETs of the selected later steps, asked while availability is asked."""
+    def _later(self) -> list[tuple[str, str]]:
+        """The GETs (path, what) of the selected later steps, asked with availability."""
         wanted = {"arango.auth": [self._grant_path(), self._version_path(self.db)],
                   "arango.database": [self._database()],
                   "arango.permission": [self._grant_path()],
                   "arango.collections": [self._collection(n) for n in self.cfg.collections]}
-        later = {}
-        for cid, requests in wanted.items():
-            if self.ctx.selected(cid):
-                for path, what in requests:
-                    later[path] = lambda path=path, what=what: self._call("GET", path, what)
-        return later
+        return list(dict.fromkeys(r for cid, requests in wanted.items()
+                                  if self.ctx.selected(cid) for r in requests))
 
     def _get(self, path: str, what: str) -> tuple[int, dict]:
         """`_call` of a GET: the answer arango.available asked early, or asked now."""
-        return self.answer(path, lambda: self._call("GET", path, what))
+        return self.answer((path, what), self._fetch)
+
+    def _fetch(self, request: tuple[str, str]) -> tuple[int, dict]:
+        return self._call("GET", *request)
 
     def _database(self) -> tuple[str, str]:
         return f"/_db/{q(self.db)}/_api/database/current", f"database {self.db}"

@@ -13,7 +13,7 @@ import os
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar
@@ -133,8 +133,9 @@ class ServiceCheck:
     def close(self) -> None:
         """Release clients and remove anything the run created. Always called."""
 
-    def ask_early(self, requests: Mapping[str, Callable[[], Any]]) -> None:
-        """Send read-only requests of later steps now, each in a thread of its own: their
+    def ask_early(self, names: Iterable[Hashable], fetch: Callable[[Any], Any]) -> None:
+        """Send read-only requests of later steps now (`fetch(name)` for each of `names`),
+        each in a thread of its own: their
         answers travel while this step waits for its own, so a service costs about one round
         trip instead of one per step (issue 8). The later step reads its answer with
         `answer()`, in contract order, so messages that build on an earlier step's findings
@@ -145,19 +146,21 @@ class ServiceCheck:
         waiting in `answer()` past its step's deadline is abandoned like any other. At most
         MAX_EARLY requests are in the air at once (a profile listing 200 collections must not
         open 200 connections): the rest are asked by the step that reads them."""
-        for name, fn in requests.items():
+        for name in names:
             if len(self._asked) >= MAX_EARLY:
                 break
             if name not in self._asked:
-                self._asked[name] = _Asked(fn, f"ask-{self.service}-{name}")
+                self._asked[name] = _Asked(lambda name=name: fetch(name),
+                                           f"ask-{self.service}-{name}")
 
-    def answer(self, name: str, fn: Callable[[], Any]) -> Any:
+    def answer(self, name: Hashable, fetch: Callable[[Any], Any]) -> Any:
         """The answer of request `name`: the one asked early (the same one to every step
-        that reads it), else `fn()` now (its step ran without the step that asks early:
-        --only, --skip). A CheckFailed or error is raised here, in the step that reads it."""
+        that reads it), else `fetch(name)` now (its step ran without the step that asks
+        early: --only, --skip). A CheckFailed or error is raised here, in the step that
+        reads it."""
         asked = self._asked.get(name)
         if asked is None:
-            asked = self._asked[name] = _Asked(fn)
+            asked = self._asked[name] = _Asked(lambda: fetch(name))
         return asked.result()
 
     def header_secret(self, field: str) -> str | None:

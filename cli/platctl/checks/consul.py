@@ -65,7 +65,7 @@ class ConsulCheck(ServiceCheck):
     # -- steps ------------------------------------------------------------------------------
     def leader(self) -> str:
         what = "GET /v1/status/leader"
-        self.ask_early({path: lambda path=path: self.probe.get(path) for path in self._later()})
+        self.ask_early(self._later(), self.probe.get)
         resp = self.probe.get("/v1/status/leader")  # needs no ACL
         if resp.status_code != 200:
             raise self._failure(resp, what)
@@ -168,7 +168,7 @@ class ConsulCheck(ServiceCheck):
 
     def _get(self, path: str) -> Any:
         """The answer to GET `path`: asked early by consul.leader, or now."""
-        return self.answer(path, lambda: self.probe.get(path))
+        return self.answer(path, self.probe.get)
 
     def _anonymous(self, resp: Any) -> str | Outcome:
         """No token, ACLs on, no agent default token: requests run as the anonymous token."""

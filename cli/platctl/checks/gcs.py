@@ -8,9 +8,10 @@ API_ENDPOINT_OVERRIDE from the process environment, which is not the profile. gc
 a real GCS API at another URL (Private Service Connect, a restricted endpoint): real
 credentials, never the emulator's anonymous ones. Failures are worded in checks/gcs_errors.py.
 
-The bucket, the permissions and the canary are one wave (one round trip for the three, see
-runner): the permission and canary answers count only when the bucket passed, and asking
-them is harmless when it did not (an upload into a missing bucket creates nothing).
+The bucket, the permissions and the canary's upload are one wave (worker.waves): the
+permission and canary answers count only when the bucket passed, and asking them is harmless
+when it did not (an upload into a missing bucket creates nothing). The canary then reads back
+what it wrote; close() deletes it after every verdict (two round trips, not four).
 
 --read-only skips the canary but still asks testIamPermissions for create/get/delete: asking
 writes nothing, and the platform needs all three whatever flags platctl runs with.
@@ -169,7 +170,7 @@ class GcsCheck(ServiceCheck):
         if any(self.ctx.selected(c) for c in ("gcs.bucket", "gcs.permissions", "gcs.canary")):
             # The token exchange (a round trip the bucket would wait for) travels while gcs.tls
             # does its handshake; the steps that need it share it (GcsApi.token).
-            self.ask_early({"token": self.api.token})
+            self.ask_early(("token",), lambda _: self.api.token())
         msg = f"service account {email} (project {own})"
         if self.custom_endpoint:
             msg += f", GCS API at {self.api_endpoint}"

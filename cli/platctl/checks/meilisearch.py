@@ -53,7 +53,7 @@ class MeilisearchCheck(ServiceCheck):
 
     # -- steps ------------------------------------------------------------------------------
     def health(self) -> str:
-        self.ask_early(self._later())
+        self.ask_early(self._later(), self._ask)
         resp = self.probe.get("/health")  # public route: no key needed or sent
         if resp.status_code != 200:
             raise self._failure(resp, "GET /health")
@@ -128,7 +128,7 @@ class MeilisearchCheck(ServiceCheck):
         return f"{len(wanted)} index(es) present: {', '.join(wanted)}"
 
     # -- helpers ----------------------------------------------------------------------------
-    def _later(self) -> dict:
+    def _later(self) -> list[tuple[str, bool]]:
         """The GETs of the selected later steps, asked while /health is asked: /version
         without and with the key (auth needs both), and every index."""
         later: list[tuple[str, bool]] = []
@@ -140,14 +140,14 @@ class MeilisearchCheck(ServiceCheck):
             later += [("/version", False)] + ([("/version", True)] if keyed else [])
         if usable and self.ctx.selected("meilisearch.indexes"):
             later += [(_index_path(uid), True) for uid in dict.fromkeys(self.cfg.indexes)]
-        return {f"{path} keyed={keyed}": lambda path=path, keyed=keyed: self._ask(path, keyed)
-                for path, keyed in later}
+        return later
 
     def _get(self, path: str, keyed: bool = True) -> Any:
         """GET `path`, with the key or without: the answer health asked early, or now."""
-        return self.answer(f"{path} keyed={keyed}", lambda: self._ask(path, keyed))
+        return self.answer((path, keyed), self._ask)
 
-    def _ask(self, path: str, keyed: bool) -> Any:
+    def _ask(self, request: tuple[str, bool]) -> Any:
+        path, keyed = request
         return self.probe.get(path, headers=self.bearer if keyed else {})
 
     def _searches(self) -> bool:

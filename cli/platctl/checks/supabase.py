@@ -29,10 +29,10 @@ from platctl.secrets import clip
 
 WANTED = {"service_key": "service_role", "anon_key": "anon"}
 EXPIRY_WARN_DAYS = 30
-# Failures of the connection itself: the same for every request to the gateway.
 # What supabase.rest asks early for the steps after it: (check id, path, key it sends).
 LATER = (("supabase.auth", "/auth/v1/health", "anon_key"),
          ("supabase.storage", "/storage/v1/bucket", "service_key"))
+# Failures of the connection itself: the same for every request to the gateway.
 TRANSPORT = {Reason.REFUSED, Reason.TIMEOUT, Reason.DNS, Reason.TLS, Reason.RESET,
              Reason.UNEXPECTED}
 
@@ -103,9 +103,8 @@ class SupabaseCheck(ServiceCheck):
 
     def rest(self) -> str:
         what = "GET /rest/v1/"
-        self.ask_early({path: lambda path=path, name=name: self.probe.get(
-            path, headers=self._headers(name)) for cid, path, name in LATER
-            if self.ctx.selected(cid)})
+        self.ask_early([(path, name) for cid, path, name in LATER if self.ctx.selected(cid)],
+                       self._fetch)
         resp = self._get("/rest/v1/", "service_key", "supabase.rest")
         if resp.status_code == 404 and json_object(resp).get("code") == "PGRST126":
             return "PostgREST accepts the service key (its OpenAPI root is disabled: PGRST126)"
@@ -205,11 +204,15 @@ class SupabaseCheck(ServiceCheck):
             raise CheckFailed(failed.reason, f"{failed.message} (as in {where}: the same"
                               " gateway)", failed.hint)
         try:
-            return self.answer(path, lambda: self.probe.get(path, headers=self._headers(name)))
+            return self.answer((path, name), self._fetch)
         except CheckFailed as failed:
             if failed.reason in TRANSPORT:
                 self._down = (failed, step)
             raise
+
+    def _fetch(self, request: tuple[str, str]) -> Any:
+        path, name = request  # the path, and the profile field of the key it sends
+        return self.probe.get(path, headers=self._headers(name))
 
     def _failure(self, resp: Any, what: str, component: str, name: str) -> CheckFailed:
         """Classify a non-success answer from the gateway or the service behind it."""
