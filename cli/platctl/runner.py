@@ -191,9 +191,8 @@ def _run_plane(specs: list[contract.ServiceSpec], ctx: CheckContext, sel: _Selec
         elif kind == "done":
             started_at = lv.running.pop(cid, at)
             lv.results[cid] = _result(lv.spec, cid, payload, at - started_at, meta)
-            if not lv.running:  # the wave is over; close() may still delete a canary
-                lv.due = at + opts.timeout if opts.stop_at is None \
-                    else min(at + opts.timeout, opts.stop_at)
+            if not lv.running:  # the wave is over: until the next one starts, or "closing"
+                lv.due = due(at, at, opts.timeout, opts.stop_at)
             if opts.fail_fast and lv.results[cid].status is Status.FAIL and stop_reason is None:
                 stop_reason = f"not run: --fail-fast stopped after {cid} failed"
                 ctx.cancel.set()
@@ -205,11 +204,7 @@ def _run_plane(specs: list[contract.ServiceSpec], ctx: CheckContext, sel: _Selec
             # orphans: round trips that decide nothing) overlaps the next plane, and run()
             # waits for it before returning, so nothing is left behind when the runtime starts.
             lv.finished = True
-            until = at + opts.timeout
-            closing.append((lv.thread, until if opts.stop_at is None else min(until,
-                                                                              opts.stop_at)))
-        elif kind == "end":
-            lv.finished = True
+            closing.append((lv.thread, due(at, at, opts.timeout, opts.stop_at)))
     out: list[CheckResult] = []
     for lv in live.values():
         out += _in_order(lv, stop_reason, meta)

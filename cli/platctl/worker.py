@@ -100,7 +100,6 @@ def work(spec: contract.ServiceSpec, ctx: CheckContext, sel: "Selection",
                 check.close()
             except Exception:  # noqa: BLE001 - cleanup is best effort, never a verdict
                 pass
-        put("end")
 
 
 class Turns:
