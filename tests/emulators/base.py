@@ -137,6 +137,11 @@ class Emulator:
 
 class _QuietServer(ThreadingHTTPServer):
     tls_context: ssl.SSLContext | None = None
+    # http.server listens with a backlog of 5: a check that asks several requests at once
+    # (ask_early), beside other runs on a loaded machine, overflows it, and the kernel's SYN
+    # cookies then reset a request sent in two segments (headers, then a POST's body), as
+    # the GCS emulator showed (tests/emulators/gcs.py). Real servers listen with 511 or more.
+    request_queue_size = 128
 
     def get_request(self):  # noqa: ANN201
         conn, addr = super().get_request()
